@@ -1,0 +1,595 @@
+package broker
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coolpy7/coolpy7/packets"
+	"github.com/coolpy7/coolpy7/topics"
+	"github.com/coolpy7/coolpy7/transport"
+)
+
+const (
+	pubrelType = packets.Pubrel
+)
+
+// client is one network connection. Its packet handling runs on the event
+// loop that owns the connection, one call at a time; other goroutines only
+// write PUBLISH packets to it through its session, under the session lock.
+type client struct {
+	srv  *Server
+	conn transport.Conn
+	sess *session
+
+	version   byte
+	connected atomic.Bool
+	closing   atomic.Bool
+	released  atomic.Bool // the session was let go, see release
+	answered  atomic.Bool // a CONNACK went out
+	// disconnected is set by a normal DISCONNECT: no will.
+	disconnected atomic.Bool
+
+	keepAlive uint16       // seconds, as enforced
+	lastSeen  atomic.Int64 // coarse clock tick of the last packet
+	pending   atomic.Int64 // bytes written but not yet taken by the kernel
+
+	// buf holds a partial packet between reads; nil otherwise, so an idle
+	// connection keeps no read buffer.
+	buf []byte
+
+	will          *Message
+	willDelay     uint32
+	sessionExpiry atomic.Uint32 // a v5 DISCONNECT may change it
+
+	sendQuota  uint16 // client's Receive Maximum
+	maxOut     uint32 // client's Maximum Packet Size, 0 for none
+	aliasesIn  map[uint16]string
+	aliasesOut map[string]uint16
+	aliasMax   uint16 // client's Topic Alias Maximum
+}
+
+var errClosed = errors.New("connection closed")
+
+// Open, Data, Written and Close make Server a transport.Handler.
+
+// Open registers a new connection and starts its CONNECT timer.
+func (s *Server) Open(conn transport.Conn) any {
+	c := &client{srv: s, conn: conn}
+	c.lastSeen.Store(s.clock.Load())
+	s.stats.sockets.Add(1)
+	s.wheel.add(c, s.clock.Load()+int64(max(s.cfg.ConnectTimeout, 1))*ticksPerSecond)
+	return c
+}
+
+// Data frames and handles every whole packet in data, keeping a partial
+// one for the next read.
+func (s *Server) Data(state any, data []byte) {
+	c := state.(*client)
+	if c.closing.Load() {
+		return
+	}
+	s.stats.bytesIn.Add(int64(len(data)))
+	c.lastSeen.Store(s.clock.Load())
+	b := data
+	if len(c.buf) > 0 {
+		c.buf = append(c.buf, data...)
+		b = c.buf
+	}
+	limit := s.maxPacket()
+	for len(b) > 0 {
+		fh, n, err := packets.ReadFixedHeader(b)
+		if err == packets.ErrIncomplete {
+			break
+		}
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		size := n + fh.Remaining
+		if size > limit {
+			c.fail(packets.ErrPacketTooLarge)
+			return
+		}
+		if len(b) < size {
+			break
+		}
+		if err := c.handle(fh, b[n:size]); err != nil {
+			c.fail(err)
+			return
+		}
+		if c.closing.Load() {
+			return
+		}
+		b = b[size:]
+	}
+	c.keep(b, limit)
+}
+
+// keep stores the unconsumed tail b, which may alias c.buf or the event
+// loop's read buffer.
+func (c *client) keep(b []byte, limit int) {
+	if len(b) == 0 {
+		c.buf = nil
+		return
+	}
+	if len(c.buf) > 0 && &b[len(b)-1] == &c.buf[len(c.buf)-1] {
+		n := copy(c.buf, b)
+		c.buf = c.buf[:n]
+		return
+	}
+	want := len(b)
+	if fh, n, err := packets.ReadFixedHeader(b); err == nil {
+		// Size the buffer for the whole packet once its length is known, so
+		// a large packet arriving in many reads is not copied again and again.
+		want = min(n+fh.Remaining, limit)
+	}
+	c.buf = append(make([]byte, 0, max(want, len(b))), b...)
+}
+
+// Written accounts bytes the kernel accepted.
+func (s *Server) Written(state any, n int) {
+	c := state.(*client)
+	c.pending.Add(int64(-n))
+}
+
+// Close is the transport's word that the connection is gone.
+func (s *Server) Close(state any, err error) {
+	c := state.(*client)
+	c.closing.Store(true)
+	s.stats.sockets.Add(-1)
+	c.release()
+}
+
+// release lets the session go, once, as soon as the connection is known to
+// be ending, rather than when the event loop later reports the close: a
+// message published right after a DISCONNECT must be queued for the
+// session, not written to the dying connection.
+func (c *client) release() {
+	if !c.connected.Load() || c.released.Swap(true) {
+		return
+	}
+	c.srv.stats.connected.Add(-1)
+	c.srv.detach(c)
+}
+
+func (s *Server) maxPacket() int {
+	if s.cfg.MaxPacketSize > 0 {
+		return s.cfg.MaxPacketSize
+	}
+	return packets.MaxRemainingLength + 5
+}
+
+var packetPool = sync.Pool{New: func() any { return new(packets.Packet) }}
+
+// handle decodes and acts on one packet whose body is body.
+func (c *client) handle(fh packets.FixedHeader, body []byte) error {
+	pk := packetPool.Get().(*packets.Packet)
+	defer packetPool.Put(pk)
+	if !c.connected.Load() {
+		if fh.Type != packets.Connect {
+			return errNotConnect
+		}
+		if err := packets.Decode(pk, fh, body, 0); err != nil {
+			c.refuseMalformedConnect(pk, err)
+			return err
+		}
+		return c.srv.connect(c, pk)
+	}
+	if err := packets.Decode(pk, fh, body, c.version); err != nil {
+		return err
+	}
+	switch pk.Type {
+	case packets.Publish:
+		return c.publish(pk)
+	case packets.Puback:
+		c.sess.acked(pk.PacketID, 1)
+	case packets.Pubrec:
+		if !c.sess.received(pk.PacketID, pk.ReasonCode) && c.version == packets.V5 {
+			// Nothing in flight under that ID: answer so the sender can
+			// finish (MQTT 5.0 §4.3.3).
+			c.writeAck(packets.Pubrel, pk.PacketID, packets.PacketIdentifierNotFound)
+		}
+	case packets.Pubrel:
+		code := byte(0)
+		if !c.sess.release(pk.PacketID) && c.version == packets.V5 {
+			code = packets.PacketIdentifierNotFound
+		}
+		c.writeAck(packets.Pubcomp, pk.PacketID, code)
+	case packets.Pubcomp:
+		c.sess.acked(pk.PacketID, 2)
+	case packets.Subscribe:
+		return c.subscribe(pk)
+	case packets.Unsubscribe:
+		c.unsubscribe(pk)
+	case packets.Pingreq:
+		c.write([]byte{byte(packets.Pingresp) << 4, 0})
+	case packets.Disconnect:
+		return c.disconnect(pk)
+	case packets.Connect:
+		return errSecondConnect
+	case packets.Auth:
+		return errAuthUnsupported
+	default:
+		return errServerPacket
+	}
+	return nil
+}
+
+var (
+	errNotConnect      = &packets.Error{Code: packets.ProtocolError, Msg: "first packet is not CONNECT"}
+	errSecondConnect   = &packets.Error{Code: packets.ProtocolError, Msg: "second CONNECT"}
+	errAuthUnsupported = &packets.Error{Code: packets.ProtocolError, Msg: "AUTH without enhanced authentication"}
+	errServerPacket    = &packets.Error{Code: packets.ProtocolError, Msg: "packet type only a server sends"}
+	errAlias           = &packets.Error{Code: packets.TopicAliasInvalid, Msg: "topic alias out of range"}
+	errAliasUnknown    = &packets.Error{Code: packets.ProtocolError, Msg: "topic alias not set"}
+	errReceiveMax      = &packets.Error{Code: packets.ReceiveMaximumExceeded, Msg: "receive maximum exceeded"}
+	errSubIDFromClient = &packets.Error{Code: packets.ProtocolError, Msg: "subscription identifier in a client's PUBLISH"}
+	errSharedNoLocal   = &packets.Error{Code: packets.ProtocolError, Msg: "no local on a shared subscription"}
+	errExpiryFromZero  = &packets.Error{Code: packets.ProtocolError, Msg: "session expiry set in DISCONNECT after 0 in CONNECT"}
+	errKeepAlive       = &packets.Error{Code: packets.KeepAliveTimeout, Msg: "keepalive timeout"}
+	errTakenOver       = &packets.Error{Code: packets.SessionTakenOver, Msg: "session taken over"}
+	errShutdown        = &packets.Error{Code: packets.ServerShuttingDown, Msg: "server shutting down"}
+)
+
+// lingerTime is how long a connection stays open after the broker's last
+// word (a refusing CONNACK or a DISCONNECT) before it is closed. Closing at
+// once, with the client's packets still unread, makes the kernel send a
+// reset, and a reset discards that last packet from the client's receive
+// buffer before the client reads it.
+const lingerTime = time.Second
+
+// fail closes the connection after a protocol violation, telling a v5
+// client why with DISCONNECT (MQTT 5.0 §4.13).
+func (c *client) fail(err error) {
+	if c.closing.Swap(true) {
+		return
+	}
+	var pe *packets.Error
+	final := c.answered.Load() && !c.connected.Load()
+	if c.connected.Load() && c.version == packets.V5 && errors.As(err, &pe) {
+		c.writeAck(packets.Disconnect, 0, pe.Code)
+		final = true
+	}
+	if err != errKeepAlive && err != errTakenOver && err != errShutdown {
+		c.srv.stats.protocolErrors.Add(1)
+		c.srv.log.Debug("closing connection", "client", c.clientID(), "remote", c.conn.RemoteAddr().String(), "err", err)
+	}
+	if final {
+		time.AfterFunc(lingerTime, func() { c.conn.Close() })
+	} else {
+		c.conn.Close()
+	}
+	c.release()
+}
+
+func (c *client) clientID() string {
+	if c.sess != nil {
+		return c.sess.id
+	}
+	return ""
+}
+
+// refuseMalformedConnect answers a CONNECT that failed to decode where the
+// spec gives a CONNACK code for it.
+func (c *client) refuseMalformedConnect(pk *packets.Packet, err error) {
+	var pe *packets.Error
+	if !errors.As(err, &pe) {
+		return
+	}
+	if pe.Code == packets.UnsupportedProtocolVersion {
+		// A server that cannot tell what the client speaks answers in the
+		// 3.1.1 form (MQTT 3.1.1 §3.1.2.2); a level-5 client understands
+		// 0x84 in the v5 form.
+		if pk.Connect.Level == packets.V5 {
+			c.connack(packets.V5, false, packets.UnsupportedProtocolVersion, nil)
+		} else {
+			c.connack(packets.V311, false, packets.V3UnacceptableProtocol, nil)
+		}
+		return
+	}
+	if pk.Connect.Level == packets.V5 {
+		c.connack(packets.V5, false, pe.Code, nil)
+	}
+}
+
+// write sends one whole packet.
+func (c *client) write(b []byte) {
+	c.pending.Add(int64(len(b)))
+	c.srv.stats.bytesOut.Add(int64(len(b)))
+	if _, err := c.conn.Write(b); err != nil {
+		c.pending.Add(int64(-len(b)))
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// encodeAndWrite encodes pk for this connection and writes it. It reports
+// false when the packet exceeds the client's Maximum Packet Size.
+func (c *client) encodeAndWrite(pk *packets.Packet) bool {
+	bp := bufPool.Get().(*[]byte)
+	b := packets.Encode((*bp)[:0], pk, c.version)
+	ok := c.maxOut == 0 || len(b) <= int(c.maxOut)
+	if ok {
+		c.write(b)
+	}
+	if cap(b) <= 64<<10 {
+		*bp = b[:0]
+		bufPool.Put(bp)
+	}
+	return ok
+}
+
+// writeAck sends PUBACK, PUBREC, PUBREL, PUBCOMP or DISCONNECT.
+func (c *client) writeAck(t packets.Type, pid uint16, code byte) {
+	var pk packets.Packet
+	pk.Type = t
+	pk.PacketID = pid
+	pk.ReasonCode = code
+	c.encodeAndWrite(&pk)
+}
+
+// connack answers CONNECT.
+func (c *client) connack(version byte, present bool, code byte, props *packets.Properties) {
+	var pk packets.Packet
+	pk.Type = packets.Connack
+	pk.SessionPresent = present
+	pk.ReasonCode = code
+	if props != nil {
+		pk.Props = *props
+	}
+	b := packets.Encode(make([]byte, 0, 64), &pk, version)
+	c.write(b)
+	c.answered.Store(true)
+}
+
+// writePublish sends p with the given delivery parameters. The session lock
+// is held, which also guards the outbound alias table.
+func (c *client) writePublish(p *pub, qos byte, retain, dup bool, pid uint16, ids []uint32) {
+	var pk packets.Packet
+	pk.Type = packets.Publish
+	pk.QoS = qos
+	pk.Retain = retain
+	pk.Dup = dup
+	pk.PacketID = pid
+	pk.Topic = p.topic
+	pk.Payload = p.payload
+	if c.version == packets.V5 {
+		if p.props != nil {
+			// An inbound PUBLISH's own properties (alias, expiry, ...) are
+			// per connection; only the forwarded ones go on.
+			pk.Props = *p.props
+			pk.Props.Present &= forwarded
+			pk.Props.SubscriptionIDs = nil
+		}
+		if !p.expires.IsZero() {
+			left := time.Until(p.expires)
+			if left <= 0 {
+				return
+			}
+			pk.Props.MessageExpiry = uint32((left + time.Second - 1) / time.Second)
+			pk.Props.Set(packets.PropMessageExpiry)
+		}
+		if len(ids) > 0 {
+			pk.Props.SubscriptionIDs = ids
+			pk.Props.Set(packets.PropSubscriptionID)
+		}
+		if c.aliasMax > 0 {
+			c.applyAlias(&pk)
+		}
+	}
+	if c.encodeAndWrite(&pk) {
+		c.srv.stats.msgsOut.Add(1)
+	} else {
+		c.srv.stats.dropped.Add(1)
+	}
+}
+
+// applyAlias replaces the topic by an alias the client already knows, or
+// assigns one while the client's Topic Alias Maximum allows.
+func (c *client) applyAlias(pk *packets.Packet) {
+	if a, ok := c.aliasesOut[stringOf(pk.Topic)]; ok {
+		pk.Topic = nil
+		pk.Props.TopicAlias = a
+		pk.Props.Set(packets.PropTopicAlias)
+		return
+	}
+	if len(c.aliasesOut) >= int(c.aliasMax) {
+		return
+	}
+	if c.aliasesOut == nil {
+		c.aliasesOut = make(map[string]uint16)
+	}
+	a := uint16(len(c.aliasesOut) + 1)
+	c.aliasesOut[string(pk.Topic)] = a
+	pk.Props.TopicAlias = a
+	pk.Props.Set(packets.PropTopicAlias)
+}
+
+// publish handles an inbound PUBLISH.
+func (c *client) publish(pk *packets.Packet) error {
+	s := c.srv
+	s.stats.msgsIn.Add(1)
+	topic := pk.Topic
+	if c.version == packets.V5 && pk.Props.Has(packets.PropTopicAlias) {
+		a := pk.Props.TopicAlias
+		if a == 0 || int(a) > s.cfg.TopicAliasMaximum {
+			return errAlias
+		}
+		if len(topic) > 0 {
+			if c.aliasesIn == nil {
+				c.aliasesIn = make(map[uint16]string)
+			}
+			c.aliasesIn[a] = string(topic)
+		} else {
+			t, ok := c.aliasesIn[a]
+			if !ok {
+				return errAliasUnknown
+			}
+			topic = bytesOf(t)
+		}
+	}
+	p := pub{topic: topic, payload: pk.Payload, qos: pk.QoS, retain: pk.Retain, from: c.sess}
+	if c.version == packets.V5 {
+		if pk.Props.Has(packets.PropSubscriptionID) {
+			return errSubIDFromClient
+		}
+		p.props = &pk.Props
+		if pk.Props.Has(packets.PropMessageExpiry) {
+			p.expires = time.Now().Add(time.Duration(pk.Props.MessageExpiry) * time.Second)
+		}
+	}
+	// Clients do not write into the broker's own $SYS tree.
+	sys := len(topic) >= 5 && string(topic[:5]) == "$SYS/"
+	switch pk.QoS {
+	case 0:
+		if !sys {
+			s.route(&p)
+		}
+	case 1:
+		// The acknowledgement goes out before the fan-out: the broker owns
+		// the message from here, and the publisher need not wait for it to
+		// be written to every subscriber.
+		c.writeAck(packets.Puback, pk.PacketID, 0)
+		if !sys {
+			s.route(&p)
+		}
+	case 2:
+		isNew, ok := c.sess.addInbound2(pk.PacketID, s.cfg.ReceiveMaximum)
+		if !ok {
+			return errReceiveMax
+		}
+		c.writeAck(packets.Pubrec, pk.PacketID, 0)
+		if isNew && !sys {
+			s.route(&p)
+		}
+	}
+	return nil
+}
+
+// subscribe handles SUBSCRIBE: SUBACK first, then retained messages.
+func (c *client) subscribe(pk *packets.Packet) error {
+	s := c.srv
+	codes := make([]byte, len(pk.Filters))
+	type retainedReq struct {
+		filter string
+		opts   topics.Options
+	}
+	var sendRetained []retainedReq
+	for i, f := range pk.Filters {
+		filter := string(f.Filter)
+		if !topics.ValidFilter(filter) {
+			codes[i] = c.failCode(packets.TopicFilterInvalid)
+			continue
+		}
+		group, _, shared := topics.ParseShared(filter)
+		if shared && f.NoLocal {
+			return errSharedNoLocal
+		}
+		if s.denied(filter) {
+			s.stats.denied.Add(1)
+			code := byte(packets.NotAuthorized)
+			if s.cfg.ObscureNotAuthorized {
+				code = packets.UnspecifiedError
+			}
+			codes[i] = c.failCode(code)
+			continue
+		}
+		opts := topics.Options{QoS: f.QoS, NoLocal: f.NoLocal, RetainAsPublished: f.RetainAsPublished, RetainHandling: f.RetainHandling}
+		if len(pk.Props.SubscriptionIDs) > 0 {
+			opts.ID = pk.Props.SubscriptionIDs[0]
+		}
+		isNew := s.subs.Subscribe(filter, c.sess, opts)
+		c.sess.mu.Lock()
+		c.sess.setSub(filter, opts)
+		c.sess.mu.Unlock()
+		codes[i] = f.QoS
+		if group == "" && (opts.RetainHandling == 0 || opts.RetainHandling == 1 && isNew) {
+			sendRetained = append(sendRetained, retainedReq{filter, opts})
+		}
+	}
+	var ack packets.Packet
+	ack.Type = packets.Suback
+	ack.PacketID = pk.PacketID
+	ack.ReasonCodes = codes
+	c.encodeAndWrite(&ack)
+	for _, r := range sendRetained {
+		s.sendRetained(c.sess, r.filter, r.opts)
+	}
+	return nil
+}
+
+// failCode maps a v5 reason code to the v3 SUBACK failure where needed.
+func (c *client) failCode(code byte) byte {
+	if c.version == packets.V5 {
+		return code
+	}
+	return packets.V3SubackFailure
+}
+
+func (c *client) unsubscribe(pk *packets.Packet) {
+	codes := make([]byte, len(pk.Filters))
+	for i, f := range pk.Filters {
+		filter := string(f.Filter)
+		existed := c.srv.subs.Unsubscribe(filter, c.sess)
+		c.sess.mu.Lock()
+		c.sess.removeSub(filter)
+		c.sess.mu.Unlock()
+		if !existed {
+			codes[i] = packets.NoSubscriptionExisted
+		}
+	}
+	var ack packets.Packet
+	ack.Type = packets.Unsuback
+	ack.PacketID = pk.PacketID
+	ack.ReasonCodes = codes
+	c.encodeAndWrite(&ack)
+}
+
+// disconnect handles a client's DISCONNECT.
+func (c *client) disconnect(pk *packets.Packet) error {
+	if c.version == packets.V5 {
+		if pk.Props.Has(packets.PropSessionExpiry) {
+			if c.sessionExpiry.Load() == 0 && pk.Props.SessionExpiry != 0 {
+				return errExpiryFromZero
+			}
+			c.sessionExpiry.Store(pk.Props.SessionExpiry)
+		}
+	}
+	if c.version != packets.V5 || pk.ReasonCode != packets.DisconnectWithWill {
+		c.disconnected.Store(true)
+	}
+	c.closing.Store(true)
+	c.conn.Close()
+	c.release()
+	return nil
+}
+
+func (s *session) setSub(filter string, opts topics.Options) {
+	for i := range s.subs {
+		if s.subs[i].filter == filter {
+			s.subs[i].opts = opts
+			return
+		}
+	}
+	s.subs = append(s.subs, subscription{filter, opts})
+}
+
+func (s *session) removeSub(filter string) {
+	for i := range s.subs {
+		if s.subs[i].filter == filter {
+			s.subs = append(s.subs[:i], s.subs[i+1:]...)
+			return
+		}
+	}
+}
+
+func (s *Server) denied(filter string) bool {
+	for _, d := range s.cfg.DenySubscribe {
+		if d == filter {
+			return true
+		}
+	}
+	return false
+}

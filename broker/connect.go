@@ -1,0 +1,296 @@
+package broker
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+
+	"github.com/coolpy7/coolpy7/packets"
+)
+
+// connect handles CONNECT: identity, session, will, keepalive, CONNACK.
+func (s *Server) connect(c *client, pk *packets.Packet) error {
+	cf := &pk.Connect
+	v := cf.Level
+	id := string(cf.ClientID)
+	assigned := false
+	if id == "" {
+		// 3.1 requires an ID; 3.1.1 allows none only with a clean session.
+		if v == packets.V31 || v == packets.V311 && !cf.CleanStart {
+			c.connack(v, false, packets.V3IdentifierRejected, nil)
+			return errClientID
+		}
+		id = newClientID()
+		assigned = v == packets.V5
+	}
+	if v == packets.V5 && pk.Props.Has(packets.PropAuthMethod) {
+		c.connack(v, false, packets.BadAuthenticationMethod, nil)
+		return errAuthMethod
+	}
+	if s.cfg.MaxConnections > 0 && s.stats.connected.Load() >= int64(s.cfg.MaxConnections) {
+		code := packets.V3ServerUnavailable
+		if v == packets.V5 {
+			code = packets.QuotaExceeded
+		}
+		c.connack(v, false, code, nil)
+		return errTooMany
+	}
+	if s.closing.Load() {
+		return errShutdown
+	}
+
+	c.version = v
+	c.keepAlive = cf.KeepAlive
+	c.sendQuota = uint16(s.cfg.MaxInflight)
+	var ackProps packets.Properties
+	if v == packets.V5 {
+		c.sessionExpiry.Store(pk.Props.SessionExpiry)
+		if pk.Props.Has(packets.PropReceiveMaximum) {
+			c.sendQuota = min(c.sendQuota, pk.Props.ReceiveMaximum)
+		}
+		c.maxOut = pk.Props.MaximumPacketSize
+		c.aliasMax = min(pk.Props.TopicAliasMaximum, uint16(s.cfg.TopicAliasMaximum))
+		if max := s.cfg.MaxKeepAlive; max > 0 && (c.keepAlive == 0 || int(c.keepAlive) > max) {
+			c.keepAlive = uint16(max)
+			ackProps.ServerKeepAlive = c.keepAlive
+			ackProps.Set(packets.PropServerKeepAlive)
+		}
+		if assigned {
+			ackProps.AssignedClientID = []byte(id)
+			ackProps.Set(packets.PropAssignedClientID)
+		}
+		ackProps.ReceiveMaximum = uint16(s.cfg.ReceiveMaximum)
+		ackProps.Set(packets.PropReceiveMaximum)
+		if s.cfg.TopicAliasMaximum > 0 {
+			ackProps.TopicAliasMaximum = uint16(s.cfg.TopicAliasMaximum)
+			ackProps.Set(packets.PropTopicAliasMaximum)
+		}
+		if s.cfg.MaxPacketSize > 0 {
+			ackProps.MaximumPacketSize = uint32(s.cfg.MaxPacketSize)
+			ackProps.Set(packets.PropMaximumPacketSize)
+		}
+		if max := uint32(s.cfg.MaxSessionExpiry); max > 0 && c.sessionExpiry.Load() > max {
+			c.sessionExpiry.Store(max)
+			ackProps.SessionExpiry = max
+			ackProps.Set(packets.PropSessionExpiry)
+		}
+	} else if !cf.CleanStart {
+		c.sessionExpiry.Store(neverExpire)
+		if max := uint32(s.cfg.MaxSessionExpiry); max > 0 {
+			c.sessionExpiry.Store(max)
+		}
+	}
+	if cf.WillFlag {
+		c.will = s.willMessage(pk)
+		c.willDelay = cf.WillProps.WillDelay
+	}
+
+	sess, present := s.takeSession(c, id, cf.CleanStart)
+	c.sess = sess
+	c.connected.Store(true)
+	s.stats.connected.Add(1)
+	s.stats.connects.Add(1)
+
+	sess.mu.Lock()
+	c.connack(v, present, 0, &ackProps)
+	sess.c = c
+	sess.expiry = c.sessionExpiry.Load()
+	if present {
+		sess.resume()
+	}
+	sess.mu.Unlock()
+
+	if c.keepAlive > 0 {
+		s.wheel.add(c, s.clock.Load()+keepAliveTicks(c.keepAlive))
+	}
+	return nil
+}
+
+var (
+	errClientID   = &packets.Error{Code: packets.ClientIdentifierNotValid, Msg: "client identifier rejected"}
+	errAuthMethod = &packets.Error{Code: packets.BadAuthenticationMethod, Msg: "enhanced authentication not supported"}
+	errTooMany    = &packets.Error{Code: packets.QuotaExceeded, Msg: "connection limit reached"}
+)
+
+func newClientID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "cp7-" + hex.EncodeToString(b[:])
+}
+
+// willMessage builds the will of a CONNECT.
+func (s *Server) willMessage(pk *packets.Packet) *Message {
+	cf := &pk.Connect
+	m := &Message{
+		Topic:   string(cf.WillTopic),
+		Payload: clone(cf.WillPayload),
+		QoS:     cf.WillQoS,
+		Retain:  cf.WillRetain,
+		Props:   forwardedProps(&cf.WillProps),
+	}
+	if m.Payload == nil {
+		m.Payload = []byte{}
+	}
+	if cf.WillProps.Has(packets.PropMessageExpiry) {
+		// Expiry of a will counts from when it is published; keep the
+		// interval until then in Expires as a duration from zero time.
+		m.Expires = time.Time{}.Add(time.Duration(cf.WillProps.MessageExpiry) * time.Second)
+	}
+	return m
+}
+
+// takeSession finds or creates the session for id and evicts a connection
+// that holds it (session takeover).
+func (s *Server) takeSession(c *client, id string, clean bool) (*session, bool) {
+	s.sessMu.Lock()
+	old := s.sessions[id]
+	var sess *session
+	present := false
+	if old != nil && !clean {
+		sess = old
+		present = true
+	} else {
+		sess = &session{id: id, srv: s}
+		s.sessions[id] = sess
+	}
+	s.sessMu.Unlock()
+
+	if old != nil {
+		old.mu.Lock()
+		prev := old.c
+		old.c = nil
+		if old.timer != nil {
+			old.timer.Stop()
+			old.timer = nil
+		}
+		// A client that comes back within its will delay cancels the will
+		// (MQTT 5.0 §3.1.3.2.2).
+		if old.willTimer != nil {
+			old.willTimer.Stop()
+			old.willTimer = nil
+			old.will = nil
+		}
+		old.mu.Unlock()
+		if prev != nil {
+			prev.takenOver()
+		}
+		if old != sess {
+			s.dropSession(old)
+		}
+	}
+	return sess, present
+}
+
+// takenOver closes a connection whose client ID was claimed by a newer one.
+// Its will goes out unless it has a delay, which the new connection cancels.
+func (c *client) takenOver() {
+	if c.willDelay > 0 {
+		c.will = nil
+	}
+	c.fail(errTakenOver)
+}
+
+// detach runs when a connected client's connection is gone.
+func (s *Server) detach(c *client) {
+	sess := c.sess
+	sess.mu.Lock()
+	if sess.c != c {
+		// Taken over: the session belongs to the new connection now, and
+		// the will, if any, is this connection's own.
+		sess.mu.Unlock()
+		if !c.disconnected.Load() && c.will != nil && (c.willDelay == 0 || s.closing.Load()) {
+			s.publishWill(c.will)
+		}
+		return
+	}
+	sess.c = nil
+	sess.expiry = c.sessionExpiry.Load()
+	will := c.will
+	if c.disconnected.Load() {
+		will = nil
+	}
+	ends := sess.expiry == 0
+	if will != nil && c.willDelay > 0 && !ends && !s.closing.Load() {
+		// The will waits for its delay or the end of the session,
+		// whichever comes first (MQTT 5.0 §3.1.2.5).
+		sess.will = will
+		delay := time.Duration(min(c.willDelay, sess.expiry)) * time.Second
+		sess.willTimer = time.AfterFunc(delay, func() { s.fireWill(sess) })
+		will = nil
+	}
+	if !ends && sess.expiry != neverExpire {
+		sess.timer = time.AfterFunc(time.Duration(sess.expiry)*time.Second, func() { s.expire(sess) })
+	}
+	sess.mu.Unlock()
+	if will != nil {
+		s.publishWill(will)
+	}
+	if ends {
+		s.endSession(sess)
+	}
+}
+
+// fireWill publishes a delayed will whose delay ran out.
+func (s *Server) fireWill(sess *session) {
+	sess.mu.Lock()
+	w := sess.will
+	sess.will, sess.willTimer = nil, nil
+	sess.mu.Unlock()
+	if w != nil {
+		s.publishWill(w)
+	}
+}
+
+// expire ends an offline session whose expiry interval passed.
+func (s *Server) expire(sess *session) {
+	sess.mu.Lock()
+	if sess.c != nil || sess.gone {
+		sess.mu.Unlock()
+		return
+	}
+	sess.timer = nil
+	sess.mu.Unlock()
+	s.fireWill(sess)
+	s.endSession(sess)
+}
+
+// endSession removes sess from the server if it is still the one
+// registered under its ID.
+func (s *Server) endSession(sess *session) {
+	s.sessMu.Lock()
+	if s.sessions[sess.id] == sess {
+		delete(s.sessions, sess.id)
+	}
+	s.sessMu.Unlock()
+	s.dropSession(sess)
+}
+
+// dropSession discards a session's subscriptions and messages.
+func (s *Server) dropSession(sess *session) {
+	sess.mu.Lock()
+	if sess.gone {
+		sess.mu.Unlock()
+		return
+	}
+	sess.gone = true
+	subs := sess.subs
+	sess.subs, sess.queue, sess.inflight, sess.inbound2 = nil, nil, nil, nil
+	if sess.timer != nil {
+		sess.timer.Stop()
+		sess.timer = nil
+	}
+	sess.mu.Unlock()
+	for _, sub := range subs {
+		s.subs.Unsubscribe(sub.filter, sess)
+	}
+}
+
+// publishWill routes a will message.
+func (s *Server) publishWill(w *Message) {
+	m := *w
+	if !m.Expires.IsZero() {
+		m.Expires = time.Now().Add(m.Expires.Sub(time.Time{}))
+	}
+	p := storedPub(&m)
+	s.route(&p)
+}

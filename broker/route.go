@@ -1,0 +1,143 @@
+package broker
+
+import (
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/coolpy7/coolpy7/packets"
+	"github.com/coolpy7/coolpy7/topics"
+)
+
+// pub is a message being routed. For an inbound PUBLISH its fields are
+// views into the connection's read buffer, and msg is made only if some
+// session has to keep the message (QoS 1/2, queued, retained): a QoS 0
+// fan-out to connected subscribers copies nothing.
+type pub struct {
+	topic   []byte
+	payload []byte
+	props   *packets.Properties // forwarded properties only; nil for none
+	expires time.Time
+	qos     byte
+	retain  bool
+	from    *session
+	msg     *Message
+}
+
+// message returns the retained form of p, making it on first use.
+func (p *pub) message() *Message {
+	if p.msg == nil {
+		p.msg = &Message{
+			Topic:   string(p.topic),
+			Payload: clone(p.payload),
+			QoS:     p.qos,
+			Retain:  p.retain,
+			Expires: p.expires,
+			From:    p.from,
+		}
+		if p.props != nil {
+			p.msg.Props = forwardedProps(p.props)
+		}
+		if p.msg.Payload == nil {
+			p.msg.Payload = []byte{}
+		}
+	}
+	return p.msg
+}
+
+// storedPub wraps an existing Message for delivery.
+func storedPub(m *Message) pub {
+	return pub{topic: bytesOf(m.Topic), payload: m.Payload, props: m.Props, expires: m.Expires,
+		qos: m.QoS, retain: m.Retain, from: m.From, msg: m}
+}
+
+// bytesOf views s as bytes without copying; the result must not be written.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// stringOf views b as a string without copying, for lookups that do not
+// keep the string.
+func stringOf(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+var resultPool = sync.Pool{New: func() any { return new(topics.Result[*session]) }}
+
+// route delivers p to every matching subscription and updates the retained
+// store. It returns how many sessions it was offered to.
+func (s *Server) route(p *pub) int {
+	if p.retain {
+		s.retain(p)
+	}
+	r := resultPool.Get().(*topics.Result[*session])
+	r.Reset()
+	s.subs.Match(stringOf(p.topic), p.from, r)
+	n := 0
+	for i := range r.Subs {
+		m := &r.Subs[i]
+		qos := min(p.qos, m.QoS)
+		m.Sub.deliver(p, qos, p.retain && m.RetainAsPublished, m.IDs)
+		n++
+	}
+	for i := range r.Shared {
+		g := &r.Shared[i]
+		if mem, ok := s.pickShared(g); ok {
+			var ids []uint32
+			if mem.Opts.ID != 0 {
+				ids = []uint32{mem.Opts.ID}
+			}
+			mem.Sub.deliver(p, min(p.qos, mem.Opts.QoS), false, ids)
+			n++
+		}
+	}
+	resultPool.Put(r)
+	if n == 0 && p.retain == false {
+		s.stats.noSubscribers.Add(1)
+	}
+	return n
+}
+
+// pickShared chooses one member of a shared group, round robin, skipping
+// offline members while an online one exists.
+func (s *Server) pickShared(g *topics.SharedMatch[*session]) (topics.Member[*session], bool) {
+	n := len(g.Members)
+	if n == 0 {
+		return topics.Member[*session]{}, false
+	}
+	start := int(s.shareSeq.Add(1) % uint64(n))
+	for i := 0; i < n; i++ {
+		m := g.Members[(start+i)%n]
+		m.Sub.mu.Lock()
+		online := m.Sub.c != nil
+		m.Sub.mu.Unlock()
+		if online {
+			return m, true
+		}
+	}
+	return g.Members[start], true
+}
+
+// retain stores or, for an empty payload, deletes the retained message.
+func (s *Server) retain(p *pub) {
+	if len(p.payload) == 0 {
+		s.retained.Delete(stringOf(p.topic))
+		return
+	}
+	s.retained.Set(string(p.topic), p.message())
+}
+
+// sendRetained delivers the retained messages matching a new subscription.
+func (s *Server) sendRetained(sess *session, filter string, opts topics.Options) {
+	var ids []uint32
+	if opts.ID != 0 {
+		ids = []uint32{opts.ID}
+	}
+	now := time.Now()
+	s.retained.Match(filter, func(_ string, m *Message) bool {
+		if m.expired(now) {
+			return true
+		}
+		p := storedPub(m)
+		// Retained messages sent because of a subscription always carry
+		// the retain flag (MQTT 5.0 §3.3.1.3).
+		sess.deliver(&p, min(m.QoS, opts.QoS), true, ids)
+		return true
+	})
+}

@@ -1,0 +1,173 @@
+// Package broker is the MQTT server: connections, sessions and routing.
+//
+// A PUBLISH flows: transport (event loop read) → Server.Data (framing) →
+// client.handle (decode) → client.publish → Server.route (topics trie
+// match) → session.deliver (window, queue) → client.writePublish (encode,
+// non-blocking write).
+package broker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coolpy7/coolpy7/config"
+	"github.com/coolpy7/coolpy7/packets"
+	"github.com/coolpy7/coolpy7/topics"
+	"github.com/coolpy7/coolpy7/transport"
+)
+
+// Version is reported in $SYS/broker/version.
+const Version = "coolpy7 8.0.0-dev"
+
+// Server is one broker instance.
+type Server struct {
+	cfg config.Config
+	log *slog.Logger
+
+	listeners []transport.Listener
+
+	subs     *topics.Trie[*session]
+	retained *topics.Retained[*Message]
+
+	sessMu   sync.Mutex
+	sessions map[string]*session
+
+	wheel    *wheel
+	clock    atomic.Int64 // coarse ticks since start, see keepalive.go
+	started  time.Time
+	shareSeq atomic.Uint64
+	closing  atomic.Bool
+	stop     chan struct{}
+	done     sync.WaitGroup
+
+	stats stats
+}
+
+// stats are the broker's counters, published under $SYS.
+type stats struct {
+	sockets, connected, connects       atomic.Int64
+	msgsIn, msgsOut, bytesIn, bytesOut atomic.Int64
+	dropped, noSubscribers, denied     atomic.Int64
+	protocolErrors                     atomic.Int64
+	connectTimeouts, keepaliveTimeouts atomic.Int64
+}
+
+var errConnectTimeout = &packets.Error{Code: packets.MaximumConnectTime, Msg: "no CONNECT in time"}
+
+// New makes a server from cfg; nothing listens until Start.
+func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      log,
+		subs:     topics.NewTrie[*session](),
+		retained: topics.NewRetained[*Message](),
+		sessions: make(map[string]*session),
+		stop:     make(chan struct{}),
+	}
+	s.wheel = newWheel(s)
+	if cfg.Listen != "" {
+		s.listeners = append(s.listeners, transport.NewTCP(cfg.Listen, s))
+	}
+	return s, nil
+}
+
+// Start opens the listeners and starts serving.
+func (s *Server) Start() error {
+	if s.cfg.MaxProcs > 0 {
+		runtime.GOMAXPROCS(s.cfg.MaxProcs)
+	}
+	s.started = time.Now()
+	for i, l := range s.listeners {
+		if err := l.Start(); err != nil {
+			for _, prev := range s.listeners[:i] {
+				prev.Stop()
+			}
+			return err
+		}
+		s.log.Info("listening", "proto", "mqtt", "addr", l.Addr())
+	}
+	s.done.Add(1)
+	go s.run()
+	return nil
+}
+
+// run drives the coarse clock, the keepalive wheel and $SYS.
+func (s *Server) run() {
+	defer s.done.Done()
+	t := time.NewTicker(time.Second / ticksPerSecond)
+	defer t.Stop()
+	var last int64
+	nextSys := int64(0)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			tick := int64(now.Sub(s.started) / (time.Second / ticksPerSecond))
+			s.clock.Store(tick)
+			s.wheel.tick(last+1, tick)
+			last = tick
+			if s.cfg.SysInterval > 0 && tick >= nextSys {
+				s.publishSys()
+				nextSys = tick + int64(s.cfg.SysInterval)*ticksPerSecond
+			}
+		}
+	}
+}
+
+// Addr is the MQTT TCP listener's actual address (useful with port 0).
+func (s *Server) Addr() string {
+	if len(s.listeners) == 0 {
+		return ""
+	}
+	return s.listeners[0].Addr()
+}
+
+// Shutdown stops accepting, tells v5 clients the server is shutting down,
+// publishes the wills of connected clients (the server closes their
+// connections without a DISCONNECT from them, MQTT 5.0 §3.1.2.5) and stops.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.closing.Swap(true) {
+		return errors.New("broker: already shut down")
+	}
+	close(s.stop)
+	s.sessMu.Lock()
+	var clients []*client
+	for _, sess := range s.sessions {
+		sess.mu.Lock()
+		if sess.c != nil {
+			clients = append(clients, sess.c)
+		}
+		sess.mu.Unlock()
+	}
+	s.sessMu.Unlock()
+	for _, c := range clients {
+		c.fail(errShutdown)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		for _, l := range s.listeners {
+			l.Stop()
+		}
+		s.done.Wait()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+		s.log.Info("stopped")
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,44 @@
+package broker
+
+import (
+	"strconv"
+	"time"
+)
+
+// publishSys publishes the broker's $SYS topics as retained QoS 0 messages,
+// with Mosquitto's topic names where it has one, so existing dashboards work.
+func (s *Server) publishSys() {
+	st := &s.stats
+	s.sessMu.Lock()
+	sessions := len(s.sessions)
+	s.sessMu.Unlock()
+	up := int64(time.Since(s.started) / time.Second)
+	for _, kv := range [...]struct {
+		topic string
+		value int64
+	}{
+		{"$SYS/broker/uptime", up},
+		{"$SYS/broker/clients/connected", st.connected.Load()},
+		{"$SYS/broker/clients/total", int64(sessions)},
+		{"$SYS/broker/clients/disconnected", int64(sessions) - st.connected.Load()},
+		{"$SYS/broker/connections/total", st.connects.Load()},
+		{"$SYS/broker/messages/received", st.msgsIn.Load()},
+		{"$SYS/broker/messages/sent", st.msgsOut.Load()},
+		{"$SYS/broker/messages/dropped", st.dropped.Load()},
+		{"$SYS/broker/bytes/received", st.bytesIn.Load()},
+		{"$SYS/broker/bytes/sent", st.bytesOut.Load()},
+		{"$SYS/broker/subscriptions/count", int64(s.subs.Count())},
+		{"$SYS/broker/retained messages/count", int64(s.retained.Len())},
+		{"$SYS/broker/subscriptions/denied", st.denied.Load()},
+		{"$SYS/broker/errors/protocol", st.protocolErrors.Load()},
+	} {
+		s.publishInternal(kv.topic, []byte(strconv.FormatInt(kv.value, 10)))
+	}
+	s.publishInternal("$SYS/broker/version", []byte(Version))
+}
+
+// publishInternal routes a retained QoS 0 message from the broker itself.
+func (s *Server) publishInternal(topic string, payload []byte) {
+	p := pub{topic: bytesOf(topic), payload: payload, retain: true}
+	s.route(&p)
+}

@@ -1,0 +1,74 @@
+// Command coolpy7 runs the Coolpy7 MQTT broker.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	_ "net/http/pprof"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/coolpy7/coolpy7/broker"
+	"github.com/coolpy7/coolpy7/config"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cfg, err := config.Parse("coolpy7", args)
+	if err != nil {
+		if config.ExitOnHelp(err) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "coolpy7:", err)
+		return 2
+	}
+	log := newLogger(cfg)
+	srv, err := broker.New(cfg, log)
+	if err != nil {
+		log.Error("bad configuration", "err", err)
+		return 2
+	}
+	if err := srv.Start(); err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	if cfg.PprofListen != "" {
+		go func() {
+			log.Info("pprof listening", "addr", cfg.PprofListen)
+			if err := http.ListenAndServe(cfg.PprofListen, nil); err != nil {
+				log.Error("pprof", "err", err)
+			}
+		}()
+	}
+	log.Info("coolpy7 started", "version", broker.Version)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	got := <-sig
+	log.Info("shutting down", "signal", got.String())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Error("shutdown", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg config.Config) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,215 @@
+// Package config holds the broker's settings: their defaults, the TOML
+// config file (-c) and the command-line flags, which override the file.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is every broker setting. Durations in the file and on the command
+// line are whole seconds, as in the original Coolpy7's flags.
+type Config struct {
+	// Listen is the MQTT TCP address (-l). Empty turns the listener off.
+	Listen string `toml:"listen"`
+	// MaxProcs sets GOMAXPROCS (-max); 0 leaves Go's default.
+	MaxProcs int `toml:"max_procs"`
+	// IOTimeout is how long a write may stay blocked before the connection
+	// is dropped (-t).
+	IOTimeout Seconds `toml:"io_timeout"`
+	// ConnectTimeout closes a connection that has not sent CONNECT (-nt).
+	ConnectTimeout Seconds `toml:"connect_timeout"`
+	// MaxConnections caps concurrent connections (-mc); 0 is unlimited.
+	MaxConnections int `toml:"max_connections"`
+	// MaxPacketSize caps an inbound packet's size in bytes (-mpl); 0 is the
+	// protocol maximum. v5 clients are told it in CONNACK.
+	MaxPacketSize int `toml:"max_packet_size"`
+	// MaxKeepAlive caps the keepalive a client may ask for; a v5 client
+	// asking for more (or for 0) is told Server Keep Alive. 0 is no cap.
+	MaxKeepAlive int `toml:"max_keepalive"`
+	// MaxSessionExpiry caps the session expiry interval a v5 client may ask
+	// for, and is the expiry of v3 persistent sessions. 0 means never.
+	MaxSessionExpiry Seconds `toml:"max_session_expiry"`
+	// ReceiveMaximum is how many QoS 1/2 PUBLISHes a client may have
+	// unacknowledged towards the broker (v5 Receive Maximum).
+	ReceiveMaximum int `toml:"receive_maximum"`
+	// MaxInflight bounds QoS 1/2 messages in flight to a client when the
+	// client does not set a lower Receive Maximum.
+	MaxInflight int `toml:"max_inflight"`
+	// MaxQueued bounds each session's queue of messages waiting to be sent.
+	MaxQueued int `toml:"max_queued"`
+	// TopicAliasMaximum is how many topic aliases a v5 client may use
+	// towards the broker, and how many the broker assigns towards it.
+	TopicAliasMaximum int `toml:"topic_alias_maximum"`
+	// MaxWriteBuffer is how many bytes may wait in a connection's socket
+	// buffer before QoS 0 messages to it are dropped and others queued.
+	MaxWriteBuffer int `toml:"max_write_buffer"`
+	// SysInterval is how often $SYS topics are published; 0 turns them off.
+	SysInterval Seconds `toml:"sys_interval"`
+	// DenySubscribe lists topic filters no client may subscribe to (until
+	// the ACL exists).
+	DenySubscribe []string `toml:"deny_subscribe"`
+	// ObscureNotAuthorized answers a v5 subscription that is not allowed
+	// with 0x80 (unspecified error) instead of 0x87 (not authorized), so as
+	// not to tell a client which topics exist; the Paho suite expects 0x80.
+	ObscureNotAuthorized bool `toml:"obscure_not_authorized"`
+	// PprofListen serves net/http/pprof on this address when set, for
+	// profiling a running broker; keep it on loopback.
+	PprofListen string `toml:"pprof_listen"`
+	// LogLevel is debug, info, warn or error; LogFormat is text or json.
+	LogLevel  string `toml:"log_level"`
+	LogFormat string `toml:"log_format"`
+}
+
+// Seconds is a duration written as whole seconds.
+type Seconds int
+
+// Duration converts s to a time.Duration.
+func (s Seconds) Duration() time.Duration { return time.Duration(s) * time.Second }
+
+// Default returns the embedded defaults: the original's where it had one.
+func Default() Config {
+	return Config{
+		Listen:            ":1883",
+		IOTimeout:         60,
+		ConnectTimeout:    2,
+		ReceiveMaximum:    1024,
+		MaxInflight:       1024,
+		MaxQueued:         1000,
+		TopicAliasMaximum: 65535,
+		MaxWriteBuffer:    256 << 10,
+		SysInterval:       10,
+		LogLevel:          "info",
+		LogFormat:         "text",
+	}
+}
+
+// Load reads the config file at path (TOML) over the defaults.
+func Load(path string) (Config, error) {
+	c := Default()
+	if path == "" {
+		return c, nil
+	}
+	md, err := toml.DecodeFile(path, &c)
+	if err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	if un := md.Undecoded(); len(un) > 0 {
+		keys := make([]string, len(un))
+		for i, k := range un {
+			keys[i] = k.String()
+		}
+		return c, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	return c, c.Validate()
+}
+
+// Validate rejects settings the broker cannot run with.
+func (c *Config) Validate() error {
+	switch {
+	case c.MaxPacketSize < 0 || c.MaxPacketSize > 268435455+5:
+		return fmt.Errorf("max_packet_size %d out of range", c.MaxPacketSize)
+	case c.MaxKeepAlive < 0 || c.MaxKeepAlive > 65535:
+		return fmt.Errorf("max_keepalive %d out of range 0..65535", c.MaxKeepAlive)
+	case c.ReceiveMaximum < 1 || c.ReceiveMaximum > 65535:
+		return fmt.Errorf("receive_maximum %d out of range 1..65535", c.ReceiveMaximum)
+	case c.MaxInflight < 1 || c.MaxInflight > 65535:
+		return fmt.Errorf("max_inflight %d out of range 1..65535", c.MaxInflight)
+	case c.MaxQueued < 1:
+		return fmt.Errorf("max_queued %d must be at least 1", c.MaxQueued)
+	case c.TopicAliasMaximum < 0 || c.TopicAliasMaximum > 65535:
+		return fmt.Errorf("topic_alias_maximum %d out of range 0..65535", c.TopicAliasMaximum)
+	case c.ConnectTimeout < 0 || c.IOTimeout < 0 || c.SysInterval < 0 || c.MaxSessionExpiry < 0:
+		return fmt.Errorf("timeouts must not be negative")
+	case c.MaxConnections < 0:
+		return fmt.Errorf("max_connections must not be negative")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log_format %q: want text or json", c.LogFormat)
+	}
+	return nil
+}
+
+// Parse builds the configuration from command-line args: the file named by
+// -c first, then every flag given explicitly on top of it.
+func Parse(name string, args []string) (Config, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	var file string
+	fs.StringVar(&file, "c", "", "config `file` (TOML); flags given on the command line override it")
+	d := Default()
+	// Flags are bound to a scratch copy so that only those set explicitly
+	// are laid over the file's values afterwards.
+	f := d
+	fs.StringVar(&f.Listen, "l", d.Listen, "MQTT TCP listen `address`; empty turns it off")
+	fs.IntVar(&f.MaxProcs, "max", d.MaxProcs, "GOMAXPROCS; 0 keeps Go's default (one per core)")
+	fs.IntVar((*int)(&f.IOTimeout), "t", int(d.IOTimeout), "`seconds` a blocked write may wait before the connection is dropped")
+	fs.IntVar((*int)(&f.ConnectTimeout), "nt", int(d.ConnectTimeout), "`seconds` to wait for CONNECT on a new connection")
+	fs.IntVar(&f.MaxConnections, "mc", d.MaxConnections, "maximum concurrent connections; 0 is unlimited")
+	fs.IntVar(&f.MaxPacketSize, "mpl", d.MaxPacketSize, "maximum inbound packet size in `bytes`; 0 is the protocol maximum (256 MB)")
+	fs.IntVar(&f.MaxKeepAlive, "mka", d.MaxKeepAlive, "maximum keepalive `seconds` a client may use (v5 Server Keep Alive); 0 is no cap")
+	fs.IntVar((*int)(&f.MaxSessionExpiry), "mse", int(d.MaxSessionExpiry), "maximum session expiry `seconds`; 0 never expires persistent sessions")
+	fs.IntVar(&f.MaxQueued, "mq", d.MaxQueued, "maximum queued messages per session")
+	fs.IntVar((*int)(&f.SysInterval), "sys", int(d.SysInterval), "`seconds` between $SYS publications; 0 turns $SYS off")
+	fs.StringVar(&f.PprofListen, "pprof", d.PprofListen, "serve net/http/pprof on this `address` (keep it on loopback); empty is off")
+	fs.StringVar(&f.LogLevel, "log", d.LogLevel, "log `level`: debug, info, warn or error")
+	fs.StringVar(&f.LogFormat, "logfmt", d.LogFormat, "log `format`: text or json")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nCoolpy7 MQTT broker (MQTT 3.1, 3.1.1 and 5.0).\n\nFlags:\n", name)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return d, err
+	}
+	if fs.NArg() > 0 {
+		return d, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	c, err := Load(file)
+	if err != nil {
+		return c, err
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "l":
+			c.Listen = f.Listen
+		case "max":
+			c.MaxProcs = f.MaxProcs
+		case "t":
+			c.IOTimeout = f.IOTimeout
+		case "nt":
+			c.ConnectTimeout = f.ConnectTimeout
+		case "mc":
+			c.MaxConnections = f.MaxConnections
+		case "mpl":
+			c.MaxPacketSize = f.MaxPacketSize
+		case "mka":
+			c.MaxKeepAlive = f.MaxKeepAlive
+		case "mse":
+			c.MaxSessionExpiry = f.MaxSessionExpiry
+		case "mq":
+			c.MaxQueued = f.MaxQueued
+		case "sys":
+			c.SysInterval = f.SysInterval
+		case "pprof":
+			c.PprofListen = f.PprofListen
+		case "log":
+			c.LogLevel = f.LogLevel
+		case "logfmt":
+			c.LogFormat = f.LogFormat
+		}
+	})
+	return c, c.Validate()
+}
+
+// ExitOnHelp reports whether err came from -h, so callers exit 0.
+func ExitOnHelp(err error) bool { return err == flag.ErrHelp }

@@ -1,0 +1,42 @@
+// Package transport carries MQTT bytes between sockets and the broker. Every
+// listener (TCP now; TLS and WebSocket on the same engine later) turns its
+// connections into the same three events on a Handler, so the broker never
+// knows what carries a client.
+package transport
+
+import "net"
+
+// Conn is one client connection as the broker sees it.
+type Conn interface {
+	// Write never blocks: what the socket cannot take now is buffered by the
+	// transport and flushed when the socket is writable.
+	Write(b []byte) (int, error)
+	Close() error
+	RemoteAddr() net.Addr
+}
+
+// Handler receives a listener's connection events. Calls for one connection
+// never overlap; calls for different connections run concurrently.
+type Handler interface {
+	// Open is called for a new connection and returns the state the
+	// transport hands back with every later event of that connection.
+	Open(c Conn) any
+	// Data delivers bytes read from the connection. data is only valid
+	// during the call: the read buffer belongs to the event loop, not the
+	// connection, so an idle connection holds none.
+	Data(state any, data []byte)
+	// Written reports n bytes handed to the kernel. It runs with the
+	// connection's write lock held, so it must not write.
+	Written(state any, n int)
+	// Close is called once when the connection is gone.
+	Close(state any, err error)
+}
+
+// Listener is one listening endpoint.
+type Listener interface {
+	Start() error
+	// Addr is the bound address, with the real port when 0 was asked.
+	Addr() string
+	// Stop closes the listener and every connection it accepted.
+	Stop()
+}
