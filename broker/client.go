@@ -43,14 +43,18 @@ type client struct {
 	willDelay     uint32
 	sessionExpiry atomic.Uint32 // a v5 DISCONNECT may change it
 
-	sendQuota  uint16 // client's Receive Maximum
-	maxOut     uint32 // client's Maximum Packet Size, 0 for none
-	aliasesIn  map[uint16]string
-	aliasesOut map[string]uint16
-	aliasMax   uint16 // client's Topic Alias Maximum
+	sendQuota  uint16            // client's Receive Maximum
+	maxOut     uint32            // client's Maximum Packet Size, 0 for none
+	aliasesIn  map[uint16]string // v5 topic aliases the client set
+	aliasesOut *aliases          // set at CONNECT when the client accepts aliases
 }
 
-var errClosed = errors.New("connection closed")
+// aliases are the topic aliases the broker assigns towards a v5 client.
+// They are used under the session lock, like every PUBLISH write.
+type aliases struct {
+	out map[string]uint16
+	max uint16 // client's Topic Alias Maximum
+}
 
 // Open, Data, Written and Close make Server a transport.Handler.
 
@@ -375,8 +379,8 @@ func (c *client) writePublish(p *pub, qos byte, retain, dup bool, pid uint16, id
 			pk.Props.SubscriptionIDs = ids
 			pk.Props.Set(packets.PropSubscriptionID)
 		}
-		if c.aliasMax > 0 {
-			c.applyAlias(&pk)
+		if c.aliasesOut != nil {
+			c.aliasesOut.apply(&pk)
 		}
 	}
 	if c.encodeAndWrite(&pk) {
@@ -386,23 +390,23 @@ func (c *client) writePublish(p *pub, qos byte, retain, dup bool, pid uint16, id
 	}
 }
 
-// applyAlias replaces the topic by an alias the client already knows, or
+// apply replaces the topic by an alias the client already knows, or
 // assigns one while the client's Topic Alias Maximum allows.
-func (c *client) applyAlias(pk *packets.Packet) {
-	if a, ok := c.aliasesOut[stringOf(pk.Topic)]; ok {
+func (al *aliases) apply(pk *packets.Packet) {
+	if a, ok := al.out[stringOf(pk.Topic)]; ok {
 		pk.Topic = nil
 		pk.Props.TopicAlias = a
 		pk.Props.Set(packets.PropTopicAlias)
 		return
 	}
-	if len(c.aliasesOut) >= int(c.aliasMax) {
+	if len(al.out) >= int(al.max) {
 		return
 	}
-	if c.aliasesOut == nil {
-		c.aliasesOut = make(map[string]uint16)
+	if al.out == nil {
+		al.out = make(map[string]uint16)
 	}
-	a := uint16(len(c.aliasesOut) + 1)
-	c.aliasesOut[string(pk.Topic)] = a
+	a := uint16(len(al.out) + 1)
+	al.out[string(pk.Topic)] = a
 	pk.Props.TopicAlias = a
 	pk.Props.Set(packets.PropTopicAlias)
 }

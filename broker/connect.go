@@ -49,7 +49,9 @@ func (s *Server) connect(c *client, pk *packets.Packet) error {
 			c.sendQuota = min(c.sendQuota, pk.Props.ReceiveMaximum)
 		}
 		c.maxOut = pk.Props.MaximumPacketSize
-		c.aliasMax = min(pk.Props.TopicAliasMaximum, uint16(s.cfg.TopicAliasMaximum))
+		if max := min(pk.Props.TopicAliasMaximum, uint16(s.cfg.TopicAliasMaximum)); max > 0 {
+			c.aliasesOut = &aliases{max: max}
+		}
 		if max := s.cfg.MaxKeepAlive; max > 0 && (c.keepAlive == 0 || int(c.keepAlive) > max) {
 			c.keepAlive = uint16(max)
 			ackProps.ServerKeepAlive = c.keepAlive
@@ -159,17 +161,9 @@ func (s *Server) takeSession(c *client, id string, clean bool) (*session, bool) 
 		old.mu.Lock()
 		prev := old.c
 		old.c = nil
-		if old.timer != nil {
-			old.timer.Stop()
-			old.timer = nil
-		}
 		// A client that comes back within its will delay cancels the will
 		// (MQTT 5.0 §3.1.3.2.2).
-		if old.willTimer != nil {
-			old.willTimer.Stop()
-			old.willTimer = nil
-			old.will = nil
-		}
+		old.stopOffline(true)
 		old.mu.Unlock()
 		if prev != nil {
 			prev.takenOver()
@@ -213,13 +207,14 @@ func (s *Server) detach(c *client) {
 	if will != nil && c.willDelay > 0 && !ends && !s.closing.Load() {
 		// The will waits for its delay or the end of the session,
 		// whichever comes first (MQTT 5.0 §3.1.2.5).
-		sess.will = will
+		o := sess.offlineState()
+		o.will = will
 		delay := time.Duration(min(c.willDelay, sess.expiry)) * time.Second
-		sess.willTimer = time.AfterFunc(delay, func() { s.fireWill(sess) })
+		o.willTimer = time.AfterFunc(delay, func() { s.fireWill(sess) })
 		will = nil
 	}
 	if !ends && sess.expiry != neverExpire {
-		sess.timer = time.AfterFunc(time.Duration(sess.expiry)*time.Second, func() { s.expire(sess) })
+		sess.offlineState().expiry = time.AfterFunc(time.Duration(sess.expiry)*time.Second, func() { s.expire(sess) })
 	}
 	sess.mu.Unlock()
 	if will != nil {
@@ -233,8 +228,14 @@ func (s *Server) detach(c *client) {
 // fireWill publishes a delayed will whose delay ran out.
 func (s *Server) fireWill(sess *session) {
 	sess.mu.Lock()
-	w := sess.will
-	sess.will, sess.willTimer = nil, nil
+	var w *Message
+	if o := sess.off; o != nil {
+		w = o.will
+		o.will, o.willTimer = nil, nil
+		if o.expiry == nil {
+			sess.off = nil
+		}
+	}
 	sess.mu.Unlock()
 	if w != nil {
 		s.publishWill(w)
@@ -248,7 +249,9 @@ func (s *Server) expire(sess *session) {
 		sess.mu.Unlock()
 		return
 	}
-	sess.timer = nil
+	if sess.off != nil {
+		sess.off.expiry = nil
+	}
 	sess.mu.Unlock()
 	s.fireWill(sess)
 	s.endSession(sess)
@@ -274,11 +277,8 @@ func (s *Server) dropSession(sess *session) {
 	}
 	sess.gone = true
 	subs := sess.subs
-	sess.subs, sess.queue, sess.inflight, sess.inbound2 = nil, nil, nil, nil
-	if sess.timer != nil {
-		sess.timer.Stop()
-		sess.timer = nil
-	}
+	sess.subs, sess.flow = nil, nil
+	sess.stopOffline(true)
 	sess.mu.Unlock()
 	for _, sub := range subs {
 		s.subs.Unsubscribe(sub.filter, sess)

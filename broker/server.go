@@ -32,7 +32,7 @@ type Server struct {
 	listeners []transport.Listener
 
 	subs     *topics.Trie[*session]
-	retained *topics.Retained[*Message]
+	retained RetainedStore
 
 	sessMu   sync.Mutex
 	sessions map[string]*session
@@ -46,6 +46,16 @@ type Server struct {
 	done     sync.WaitGroup
 
 	stats stats
+}
+
+// RetainedStore keeps retained messages. It is the seam for persistence:
+// the default is the in-memory topics.Retained index, and a durable store
+// implements the same four methods.
+type RetainedStore interface {
+	Set(topic string, m *Message)
+	Delete(topic string) bool
+	Match(filter string, fn func(topic string, m *Message) bool)
+	Len() int
 }
 
 // stats are the broker's counters, published under $SYS.

@@ -9,8 +9,10 @@ import (
 
 // session is the state MQTT keeps for a client ID across connections:
 // subscriptions, messages in flight and messages waiting. Every field is
-// guarded by mu. Nothing is allocated for an idle session beyond the struct
-// and its subscription list: the queues grow only when messages wait.
+// guarded by mu. An idle session is the struct and its subscription list:
+// the message state (flow) exists only while messages are in flight or
+// waiting, and the timers (offline) only while the client is away, because
+// at ten million sessions every idle word costs 80 MB.
 type session struct {
 	id  string
 	srv *Server
@@ -18,20 +20,74 @@ type session struct {
 
 	c *client // the connection, nil while offline
 
-	subs     []subscription // this session's own filters
-	inflight []delivery     // QoS 1/2 sent and not yet fully acknowledged, oldest first
-	queue    []delivery     // waiting for a connection or for room in the window
-	inbound2 []uint16       // QoS 2 packet IDs received and not yet released
-	nextPID  uint16
+	subs []subscription // this session's own filters
+	flow *flow
+	off  *offline
 
 	// expiry is the v5 session expiry interval in seconds; neverExpire for
 	// v3 persistent sessions without a configured cap.
 	expiry uint32
-	timer  *time.Timer // session expiry or delayed will, while offline
+	gone   bool // removed from the server; deliveries are discarded
+}
 
-	will      *Message // a delayed will waiting for its delay or the session end
+// flow is a session's message state.
+type flow struct {
+	inflight []delivery // QoS 1/2 sent and not yet fully acknowledged, oldest first
+	queue    []delivery // waiting for a connection or for room in the window
+	inbound2 []uint16   // QoS 2 packet IDs received and not yet released
+	nextPID  uint16
+}
+
+// offline is what runs while the client is away.
+type offline struct {
+	expiry    *time.Timer // ends the session
+	will      *Message    // a delayed will waiting for its delay or the session end
 	willTimer *time.Timer
-	gone      bool // removed from the server; deliveries are discarded
+}
+
+// state returns the message state, making it on first use.
+func (s *session) state() *flow {
+	if s.flow == nil {
+		s.flow = &flow{}
+	}
+	return s.flow
+}
+
+// trim drops the message state once nothing is in it.
+func (s *session) trim() {
+	f := s.flow
+	if f != nil && len(f.inflight) == 0 && len(f.queue) == 0 && len(f.inbound2) == 0 {
+		// nextPID restarts at 1; no ID is in use, so none can collide.
+		s.flow = nil
+	}
+}
+
+// stopOffline cancels the expiry timer and, when cancelWill is set, a
+// pending delayed will. Callers hold mu.
+func (s *session) stopOffline(cancelWill bool) {
+	o := s.off
+	if o == nil {
+		return
+	}
+	if o.expiry != nil {
+		o.expiry.Stop()
+		o.expiry = nil
+	}
+	if cancelWill && o.willTimer != nil {
+		o.willTimer.Stop()
+		o.willTimer, o.will = nil, nil
+	}
+	if o.willTimer == nil {
+		s.off = nil
+	}
+}
+
+// offlineState returns the offline timers, making them on first use.
+func (s *session) offlineState() *offline {
+	if s.off == nil {
+		s.off = &offline{}
+	}
+	return s.off
 }
 
 const neverExpire = ^uint32(0)
@@ -74,17 +130,19 @@ func (s *session) deliver(p *pub, qos byte, retain bool, ids []uint32) {
 		c.writePublish(p, 0, retain, false, 0, ids)
 		return
 	}
-	if c != nil && len(s.queue) == 0 && len(s.inflight) < int(c.sendQuota) {
-		d := delivery{msg: p.message(), ids: cloneIDs(ids), pid: s.allocPID(), qos: qos, retain: retain}
-		s.inflight = append(s.inflight, d)
+	f := s.state()
+	if c != nil && len(f.queue) == 0 && len(f.inflight) < int(c.sendQuota) {
+		d := delivery{msg: p.message(), ids: cloneIDs(ids), pid: f.allocPID(), qos: qos, retain: retain}
+		f.inflight = append(f.inflight, d)
 		c.writePublish(p, qos, retain, false, d.pid, ids)
 		return
 	}
-	if len(s.queue) >= s.srv.cfg.MaxQueued {
+	if len(f.queue) >= s.srv.cfg.MaxQueued {
 		s.srv.stats.dropped.Add(1)
+		s.trim()
 		return
 	}
-	s.queue = append(s.queue, delivery{msg: p.message(), ids: cloneIDs(ids), qos: qos, retain: retain})
+	f.queue = append(f.queue, delivery{msg: p.message(), ids: cloneIDs(ids), qos: qos, retain: retain})
 }
 
 func cloneIDs(ids []uint32) []uint32 {
@@ -95,65 +153,66 @@ func cloneIDs(ids []uint32) []uint32 {
 }
 
 // allocPID returns a packet ID not in use by an outbound delivery.
-func (s *session) allocPID() uint16 {
+func (f *flow) allocPID() uint16 {
 	for {
-		s.nextPID++
-		if s.nextPID == 0 {
-			s.nextPID = 1
+		f.nextPID++
+		if f.nextPID == 0 {
+			f.nextPID = 1
 		}
-		if s.findInflight(s.nextPID) < 0 {
-			return s.nextPID
+		if f.findInflight(f.nextPID) < 0 {
+			return f.nextPID
 		}
 	}
 }
 
-func (s *session) findInflight(pid uint16) int {
-	for i := range s.inflight {
-		if s.inflight[i].pid == pid {
+func (f *flow) findInflight(pid uint16) int {
+	for i := range f.inflight {
+		if f.inflight[i].pid == pid {
 			return i
 		}
 	}
 	return -1
 }
 
-func (s *session) removeInflight(i int) {
+func (f *flow) removeInflight(i int) {
 	if i == 0 {
 		// Acks mostly arrive in order; slicing off the front avoids a copy.
-		s.inflight[0] = delivery{}
-		s.inflight = s.inflight[1:]
-		if len(s.inflight) == 0 {
-			s.inflight = nil
+		f.inflight[0] = delivery{}
+		f.inflight = f.inflight[1:]
+		if len(f.inflight) == 0 {
+			f.inflight = nil
 		}
 		return
 	}
-	copy(s.inflight[i:], s.inflight[i+1:])
-	s.inflight[len(s.inflight)-1] = delivery{}
-	s.inflight = s.inflight[:len(s.inflight)-1]
+	copy(f.inflight[i:], f.inflight[i+1:])
+	f.inflight[len(f.inflight)-1] = delivery{}
+	f.inflight = f.inflight[:len(f.inflight)-1]
 }
 
 // pump moves queued messages into the window while there is room. Callers
 // hold mu.
 func (s *session) pump() {
-	c := s.c
-	if c == nil {
+	c, f := s.c, s.flow
+	if c == nil || f == nil {
 		return
 	}
 	now := time.Now()
-	for len(s.queue) > 0 && len(s.inflight) < int(c.sendQuota) {
-		d := s.queue[0]
-		s.queue[0] = delivery{}
-		s.queue = s.queue[1:]
+	for len(f.queue) > 0 && len(f.inflight) < int(c.sendQuota) {
+		d := f.queue[0]
+		f.queue[0] = delivery{}
+		f.queue = f.queue[1:]
 		if d.msg.expired(now) {
 			continue
 		}
-		d.pid = s.allocPID()
-		s.inflight = append(s.inflight, d)
+		d.pid = f.allocPID()
+		f.inflight = append(f.inflight, d)
 		p := storedPub(d.msg)
 		c.writePublish(&p, d.qos, d.retain, false, d.pid, d.ids)
 	}
-	if len(s.queue) == 0 {
-		s.queue = nil
+	if len(f.queue) == 0 {
+		f.queue = nil
 	}
+	s.trim()
 }
 
 // resume resends what was in flight when the last connection dropped, with
@@ -161,7 +220,10 @@ func (s *session) pump() {
 // queue. Callers hold mu.
 func (s *session) resume() {
 	c := s.c
-	for _, d := range s.inflight {
+	if s.flow == nil {
+		return
+	}
+	for _, d := range s.flow.inflight {
 		if d.released {
 			c.writeAck(pubrelType, d.pid, 0)
 			continue
@@ -176,11 +238,15 @@ func (s *session) resume() {
 func (s *session) acked(pid uint16, qos byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i := s.findInflight(pid)
-	if i < 0 || s.inflight[i].qos != qos {
+	f := s.flow
+	if f == nil {
 		return false
 	}
-	s.removeInflight(i)
+	i := f.findInflight(pid)
+	if i < 0 || f.inflight[i].qos != qos {
+		return false
+	}
+	f.removeInflight(i)
 	s.pump()
 	return true
 }
@@ -190,16 +256,20 @@ func (s *session) acked(pid uint16, qos byte) bool {
 func (s *session) received(pid uint16, code byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i := s.findInflight(pid)
-	if i < 0 || s.inflight[i].qos != 2 {
+	f := s.flow
+	if f == nil {
+		return false
+	}
+	i := f.findInflight(pid)
+	if i < 0 || f.inflight[i].qos != 2 {
 		return false
 	}
 	if code >= 0x80 {
-		s.removeInflight(i)
+		f.removeInflight(i)
 		s.pump()
 		return true
 	}
-	s.inflight[i].released = true
+	f.inflight[i].released = true
 	if s.c != nil {
 		s.c.writeAck(pubrelType, pid, 0)
 	}
@@ -212,15 +282,16 @@ func (s *session) received(pid uint16, code byte) bool {
 func (s *session) addInbound2(pid uint16, max int) (isNew, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, p := range s.inbound2 {
+	f := s.state()
+	for _, p := range f.inbound2 {
 		if p == pid {
 			return false, true
 		}
 	}
-	if len(s.inbound2) >= max {
+	if len(f.inbound2) >= max {
 		return false, false
 	}
-	s.inbound2 = append(s.inbound2, pid)
+	f.inbound2 = append(f.inbound2, pid)
 	return true, true
 }
 
@@ -228,12 +299,17 @@ func (s *session) addInbound2(pid uint16, max int) (isNew, ok bool) {
 func (s *session) release(pid uint16) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, p := range s.inbound2 {
+	f := s.flow
+	if f == nil {
+		return false
+	}
+	for i, p := range f.inbound2 {
 		if p == pid {
-			s.inbound2 = append(s.inbound2[:i], s.inbound2[i+1:]...)
-			if len(s.inbound2) == 0 {
-				s.inbound2 = nil
+			f.inbound2 = append(f.inbound2[:i], f.inbound2[i+1:]...)
+			if len(f.inbound2) == 0 {
+				f.inbound2 = nil
 			}
+			s.trim()
 			return true
 		}
 	}
