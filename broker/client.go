@@ -34,6 +34,7 @@ type client struct {
 	keepAlive uint16       // seconds, as enforced
 	lastSeen  atomic.Int64 // coarse clock tick of the last packet
 	pending   atomic.Int64 // bytes written but not yet taken by the kernel
+	stalled   atomic.Int64 // clock tick since which bytes have been waiting, 0 for none
 
 	// buf holds a partial packet between reads; nil otherwise, so an idle
 	// connection keeps no read buffer.
@@ -63,7 +64,7 @@ func (s *Server) Open(conn transport.Conn) any {
 	c := &client{srv: s, conn: conn}
 	c.lastSeen.Store(s.clock.Load())
 	s.stats.sockets.Add(1)
-	s.wheel.add(c, s.clock.Load()+int64(max(s.cfg.ConnectTimeout, 1))*ticksPerSecond)
+	s.silent.add(c, s.clock.Load()+int64(max(s.cfg.ConnectTimeout, 1))*ticksPerSecond)
 	return c
 }
 
@@ -135,7 +136,9 @@ func (c *client) keep(b []byte, limit int) {
 // Written accounts bytes the kernel accepted.
 func (s *Server) Written(state any, n int) {
 	c := state.(*client)
-	c.pending.Add(int64(-n))
+	if c.pending.Add(int64(-n)) <= 0 {
+		c.stalled.Store(0)
+	}
 }
 
 // Close is the transport's word that the connection is gone.
@@ -304,6 +307,14 @@ func (c *client) write(b []byte) {
 	c.srv.stats.bytesOut.Add(int64(len(b)))
 	if _, err := c.conn.Write(b); err != nil {
 		c.pending.Add(int64(-len(b)))
+		return
+	}
+	if c.pending.Load() > 0 && c.srv.cfg.IOTimeout > 0 && c.stalled.Load() == 0 {
+		// The socket did not take everything: start the write timeout.
+		now := max(c.srv.clock.Load(), 1)
+		if c.stalled.CompareAndSwap(0, now) {
+			c.srv.stalls.add(c, now+int64(c.srv.cfg.IOTimeout)*ticksPerSecond)
+		}
 	}
 }
 

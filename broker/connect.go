@@ -103,7 +103,7 @@ func (s *Server) connect(c *client, pk *packets.Packet) error {
 	sess.mu.Unlock()
 
 	if c.keepAlive > 0 {
-		s.wheel.add(c, s.clock.Load()+keepAliveTicks(c.keepAlive))
+		s.silent.add(c, s.clock.Load()+keepAliveTicks(c.keepAlive))
 	}
 	return nil
 }
@@ -148,7 +148,9 @@ func (s *Server) takeSession(c *client, id string, clean bool) (*session, bool) 
 	old := s.sessions[id]
 	var sess *session
 	present := false
-	if old != nil && !clean {
+	// A session with expiry 0 (v3 clean session, v5 expiry 0) lives only
+	// as long as its connection, so a newcomer never resumes it.
+	if old != nil && !clean && old.lastsBeyondConnection() {
 		sess = old
 		present = true
 	} else {
@@ -173,6 +175,12 @@ func (s *Server) takeSession(c *client, id string, clean bool) (*session, bool) 
 		}
 	}
 	return sess, present
+}
+
+func (s *session) lastsBeyondConnection() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.expiry != 0
 }
 
 // takenOver closes a connection whose client ID was claimed by a newer one.

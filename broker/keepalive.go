@@ -15,10 +15,11 @@ type wheel struct {
 	mu      sync.Mutex
 	buckets map[int64][]*client
 	srv     *Server
+	check   func(c *client, now int64)
 }
 
-func newWheel(s *Server) *wheel {
-	return &wheel{buckets: make(map[int64][]*client), srv: s}
+func newWheel(s *Server, check func(c *client, now int64)) *wheel {
+	return &wheel{buckets: make(map[int64][]*client), srv: s, check: check}
 }
 
 // add schedules c to be checked at tick at.
@@ -41,12 +42,14 @@ func (w *wheel) tick(from, now int64) {
 	}
 }
 
-func (w *wheel) check(c *client, now int64) {
+// checkSilent closes a connection that sent no CONNECT in time or went
+// quiet for longer than its keepalive allows.
+func (s *Server) checkSilent(c *client, now int64) {
 	if c.closing.Load() {
 		return
 	}
 	if !c.connected.Load() {
-		w.srv.stats.connectTimeouts.Add(1)
+		s.stats.connectTimeouts.Add(1)
 		c.fail(errConnectTimeout)
 		return
 	}
@@ -55,11 +58,28 @@ func (w *wheel) check(c *client, now int64) {
 	}
 	deadline := c.lastSeen.Load() + keepAliveTicks(c.keepAlive)
 	if deadline > now {
-		w.add(c, deadline)
+		s.silent.add(c, deadline)
 		return
 	}
-	w.srv.stats.keepaliveTimeouts.Add(1)
+	s.stats.keepaliveTimeouts.Add(1)
 	c.fail(errKeepAlive)
+}
+
+// checkStalled closes a connection whose socket has taken none of the
+// bytes waiting for it for the I/O timeout (-t): a reader that stopped
+// reading would otherwise hold its buffers forever.
+func (s *Server) checkStalled(c *client, now int64) {
+	since := c.stalled.Load()
+	if c.closing.Load() || since == 0 {
+		return
+	}
+	deadline := since + int64(s.cfg.IOTimeout)*ticksPerSecond
+	if deadline > now {
+		s.stalls.add(c, deadline)
+		return
+	}
+	s.stats.writeTimeouts.Add(1)
+	c.fail(errWriteTimeout)
 }
 
 // ticksPerSecond is the resolution of the broker's coarse clock.

@@ -37,7 +37,8 @@ type Server struct {
 	sessMu   sync.Mutex
 	sessions map[string]*session
 
-	wheel    *wheel
+	silent   *wheel       // connect timeout and keepalive
+	stalls   *wheel       // write timeout
 	clock    atomic.Int64 // coarse ticks since start, see keepalive.go
 	started  time.Time
 	shareSeq atomic.Uint64
@@ -65,9 +66,13 @@ type stats struct {
 	dropped, noSubscribers, denied     atomic.Int64
 	protocolErrors                     atomic.Int64
 	connectTimeouts, keepaliveTimeouts atomic.Int64
+	writeTimeouts                      atomic.Int64
 }
 
-var errConnectTimeout = &packets.Error{Code: packets.MaximumConnectTime, Msg: "no CONNECT in time"}
+var (
+	errConnectTimeout = &packets.Error{Code: packets.MaximumConnectTime, Msg: "no CONNECT in time"}
+	errWriteTimeout   = &packets.Error{Code: packets.ImplementationSpecificError, Msg: "client stopped reading"}
+)
 
 // New makes a server from cfg; nothing listens until Start.
 func New(cfg config.Config, log *slog.Logger) (*Server, error) {
@@ -85,7 +90,8 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		sessions: make(map[string]*session),
 		stop:     make(chan struct{}),
 	}
-	s.wheel = newWheel(s)
+	s.silent = newWheel(s, s.checkSilent)
+	s.stalls = newWheel(s, s.checkStalled)
 	if cfg.Listen != "" {
 		s.listeners = append(s.listeners, transport.NewTCP(cfg.Listen, s))
 	}
@@ -126,7 +132,8 @@ func (s *Server) run() {
 		case now := <-t.C:
 			tick := int64(now.Sub(s.started) / (time.Second / ticksPerSecond))
 			s.clock.Store(tick)
-			s.wheel.tick(last+1, tick)
+			s.silent.tick(last+1, tick)
+			s.stalls.tick(last+1, tick)
 			last = tick
 			if s.cfg.SysInterval > 0 && tick >= nextSys {
 				s.publishSys()
