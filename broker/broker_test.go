@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -166,5 +167,39 @@ func BenchmarkPublishQoS0(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "deliveries/s")
 		})
+	}
+}
+
+// Shutdown publishes the wills of connected clients before it disconnects
+// anyone, and tells v5 clients why it closes (0x8B).
+func TestShutdownPublishesWills(t *testing.T) {
+	s := newTestServer(t)
+	sub := &fakeConn{}
+	subSt := open(s, sub)
+	c := connectPkt("watcher")
+	s.Data(subSt, encode(packets.V5, c, subscribePkt(1, "wills/#", 1)))
+
+	dying := &fakeConn{}
+	w := connectPkt("dying")
+	w.Connect.WillFlag = true
+	w.Connect.WillTopic = []byte("wills/dying")
+	w.Connect.WillPayload = []byte("gone")
+	w.Connect.WillQoS = 1
+	s.Data(open(s, dying), encode(packets.V311, w))
+
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var gotWill, gotDisconnect bool
+	for _, p := range sub.packetsOut(t, packets.V5) {
+		switch {
+		case p.Type == packets.Publish && string(p.Topic) == "wills/dying" && string(p.Payload) == "gone" && p.QoS == 1:
+			gotWill = true
+		case p.Type == packets.Disconnect && p.ReasonCode == packets.ServerShuttingDown:
+			gotDisconnect = gotWill // the will must come first
+		}
+	}
+	if !gotWill || !gotDisconnect {
+		t.Fatalf("watcher got will=%v, then DISCONNECT 0x8B=%v", gotWill, gotDisconnect)
 	}
 }

@@ -40,7 +40,7 @@ type client struct {
 	// connection keeps no read buffer.
 	buf []byte
 
-	will          *Message
+	will          atomic.Pointer[Message] // taken once, by whoever publishes or drops it
 	willDelay     uint32
 	sessionExpiry atomic.Uint32 // a v5 DISCONNECT may change it
 

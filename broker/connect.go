@@ -83,7 +83,7 @@ func (s *Server) connect(c *client, pk *packets.Packet) error {
 		}
 	}
 	if cf.WillFlag {
-		c.will = s.willMessage(pk)
+		c.will.Store(s.willMessage(pk))
 		c.willDelay = cf.WillProps.WillDelay
 	}
 
@@ -187,7 +187,7 @@ func (s *session) lastsBeyondConnection() bool {
 // Its will goes out unless it has a delay, which the new connection cancels.
 func (c *client) takenOver() {
 	if c.willDelay > 0 {
-		c.will = nil
+		c.will.Store(nil)
 	}
 	c.fail(errTakenOver)
 }
@@ -200,14 +200,14 @@ func (s *Server) detach(c *client) {
 		// Taken over: the session belongs to the new connection now, and
 		// the will, if any, is this connection's own.
 		sess.mu.Unlock()
-		if !c.disconnected.Load() && c.will != nil && (c.willDelay == 0 || s.closing.Load()) {
-			s.publishWill(c.will)
+		if w := c.will.Swap(nil); w != nil && !c.disconnected.Load() && (c.willDelay == 0 || s.closing.Load()) {
+			s.publishWill(w)
 		}
 		return
 	}
 	sess.c = nil
 	sess.expiry = c.sessionExpiry.Load()
-	will := c.will
+	will := c.will.Swap(nil)
 	if c.disconnected.Load() {
 		will = nil
 	}

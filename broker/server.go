@@ -169,6 +169,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		sess.mu.Unlock()
 	}
 	s.sessMu.Unlock()
+	// Every will goes out before any client is disconnected, so that the
+	// clients still connected receive the wills of the others.
+	for _, c := range clients {
+		if w := c.will.Swap(nil); w != nil {
+			s.publishWill(w)
+		}
+	}
 	for _, c := range clients {
 		c.fail(errShutdown)
 	}
