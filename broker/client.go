@@ -62,9 +62,12 @@ type aliases struct {
 // Open registers a new connection and starts its CONNECT timer.
 func (s *Server) Open(conn transport.Conn) any {
 	c := &client{srv: s, conn: conn}
-	c.lastSeen.Store(s.clock.Load())
 	s.stats.sockets.Add(1)
 	s.silent.add(c, s.clock.Load()+int64(max(s.cfg.ConnectTimeout, 1))*ticksPerSecond)
+	// The event loop that calls Data is handed the connection through
+	// epoll, which the race detector cannot see; this store and the load
+	// that starts Data order everything Open did before Data for it.
+	c.lastSeen.Store(s.clock.Load())
 	return c
 }
 
@@ -72,6 +75,7 @@ func (s *Server) Open(conn transport.Conn) any {
 // one for the next read.
 func (s *Server) Data(state any, data []byte) {
 	c := state.(*client)
+	c.lastSeen.Load() // pairs with the store at the end of Open
 	if c.closing.Load() {
 		return
 	}

@@ -144,6 +144,11 @@ func expectNothing[T any](t *testing.T, ch <-chan T, d time.Duration, what strin
 	}
 }
 
+// settle gives the broker time to finish processing a DISCONNECT (or a
+// dropped connection) the client has just sent, before the next step
+// depends on it: the protocol has no acknowledgement for DISCONNECT.
+func settle() { time.Sleep(100 * time.Millisecond) }
+
 // u16, u32 and u8 make pointers for optional properties.
 func u16(v uint16) *uint16 { return &v }
 func u32(v uint32) *uint32 { return &v }

@@ -106,8 +106,8 @@ func TestKeepAlive(t *testing.T) {
 		r := dialRaw(t, addr)
 		r.send(connectPkt(4, uniqueID("pinger"), 1, true, nil, nil))
 		r.expect(connackOK3, "CONNACK")
-		for i := 0; i < 6; i++ {
-			time.Sleep(500 * time.Millisecond)
+		for i := 0; i < 10; i++ { // 3 s, twice the 1.5 s limit
+			time.Sleep(300 * time.Millisecond)
 			r.send(pingreq)
 			r.expect(pingresp, fmt.Sprintf("PINGRESP %d", i+1))
 		}

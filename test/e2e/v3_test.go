@@ -288,12 +288,14 @@ func TestV3PersistentSession(t *testing.T) {
 	}
 	s.none("more queued messages")
 	s.Disconnect(100)
+	settle()
 
 	s, present = connect3(t, addr, id, true)
 	if present {
 		t.Fatal("connect with clean session 1: Session Present = 1, want 0")
 	}
 	s.Disconnect(100)
+	settle()
 	s, present = connect3(t, addr, id, false)
 	if present {
 		t.Fatal("clean session 0 after a clean session 1 connection: Session Present = 1, want 0 (the session was discarded)")
@@ -387,6 +389,25 @@ func TestV3SessionTakeover(t *testing.T) {
 	if m := b.next("own message"); m.Payload != "b works" {
 		t.Fatalf("got %+v", m)
 	}
+}
+
+// Taking over a clean session 1 connection with clean session 0 does not
+// resume anything: that session lasted only as long as its connection
+// [MQTT-3.1.2-6].
+func TestV3TakeoverOfCleanSession(t *testing.T) {
+	t.Parallel()
+	addr := startBroker(t, nil)
+	id := uniqueID("twin")
+	a, _ := connect3(t, addr, id, true)
+	a.mustSub("takec/t", 1)
+	b, present := connect3(t, addr, id, false)
+	if present {
+		t.Fatal("clean session 0 taking over a clean session 1 connection: Session Present = 1, want 0")
+	}
+	recv(t, a.lost, waitTimeout, "the first connection to be closed")
+	pub, _ := connect3(t, addr, uniqueID("pub"), true)
+	pub.pub("takec/t", 1, false, "to the old clean session")
+	b.none("message on a subscription of the discarded clean session")
 }
 
 // Overlapping subscriptions deliver one copy at the highest granted QoS of

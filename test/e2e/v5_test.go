@@ -88,7 +88,7 @@ func TestV5SessionExpiry(t *testing.T) {
 				}
 				c.quit(dp)
 			}
-			time.Sleep(100 * time.Millisecond) // let the broker see the disconnect
+			settle()
 			p := connect5(t, addr, cp5(uniqueID("pub")))
 			p.publish(&paho.Publish{Topic: "sess/t", QoS: 1, Payload: []byte("while away")})
 			time.Sleep(tc.wait)
@@ -360,7 +360,7 @@ func TestV5MessageExpiry(t *testing.T) {
 	s := connect5(t, addr, cp)
 	s.mustSub(paho.SubscribeOptions{Topic: "exp/t", QoS: 1})
 	s.quit(nil)
-	time.Sleep(100 * time.Millisecond)
+	settle()
 
 	p := connect5(t, addr, cp5(uniqueID("pub")))
 	pp := func(exp *uint32) *paho.PublishProperties { return &paho.PublishProperties{MessageExpiry: exp} }
