@@ -11,10 +11,6 @@ import (
 	"github.com/coolpy7/coolpy7/transport"
 )
 
-const (
-	pubrelType = packets.Pubrel
-)
-
 // client is one network connection. Its packet handling runs on the event
 // loop that owns the connection, one call at a time; other goroutines only
 // write PUBLISH packets to it through its session, under the session lock.

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coolpy7/coolpy7/packets"
 	"github.com/coolpy7/coolpy7/topics"
 )
 
@@ -225,7 +226,7 @@ func (s *session) resume() {
 	}
 	for _, d := range s.flow.inflight {
 		if d.released {
-			c.writeAck(pubrelType, d.pid, 0)
+			c.writeAck(packets.Pubrel, d.pid, 0)
 			continue
 		}
 		p := storedPub(d.msg)
@@ -271,7 +272,7 @@ func (s *session) received(pid uint16, code byte) bool {
 	}
 	f.inflight[i].released = true
 	if s.c != nil {
-		s.c.writeAck(pubrelType, pid, 0)
+		s.c.writeAck(packets.Pubrel, pid, 0)
 	}
 	return true
 }

@@ -30,7 +30,11 @@ func (s *Server) publishSys() {
 		{"$SYS/broker/subscriptions/count", int64(s.subs.Count())},
 		{"$SYS/broker/retained messages/count", int64(s.retained.Len())},
 		{"$SYS/broker/subscriptions/denied", st.denied.Load()},
+		{"$SYS/broker/messages/no_subscribers", st.noSubscribers.Load()},
 		{"$SYS/broker/errors/protocol", st.protocolErrors.Load()},
+		{"$SYS/broker/errors/connect_timeout", st.connectTimeouts.Load()},
+		{"$SYS/broker/errors/keepalive_timeout", st.keepaliveTimeouts.Load()},
+		{"$SYS/broker/errors/write_timeout", st.writeTimeouts.Load()},
 	} {
 		s.publishInternal(kv.topic, []byte(strconv.FormatInt(kv.value, 10)))
 	}
