@@ -20,17 +20,11 @@ type client struct {
 	sess *session
 
 	version   byte
-	connected atomic.Bool
-	closing   atomic.Bool
-	released  atomic.Bool // the session was let go, see release
-	answered  atomic.Bool // a CONNACK went out
-	// disconnected is set by a normal DISCONNECT: no will.
-	disconnected atomic.Bool
-
-	keepAlive uint16       // seconds, as enforced
-	lastSeen  atomic.Int64 // coarse clock tick of the last packet
-	pending   atomic.Int64 // bytes written but not yet taken by the kernel
-	stalled   atomic.Int64 // clock tick since which bytes have been waiting, 0 for none
+	keepAlive uint16        // seconds, as enforced
+	flags     atomic.Uint32 // flag bits below; one word instead of five at ten million connections
+	lastSeen  atomic.Int64  // coarse clock tick of the last packet
+	stalled   atomic.Int64  // clock tick since which bytes have been waiting, 0 for none
+	pending   atomic.Int64  // bytes written but not yet taken by the kernel
 
 	// buf holds a partial packet between reads; nil otherwise, so an idle
 	// connection keeps no read buffer.
@@ -45,6 +39,21 @@ type client struct {
 	aliasesIn  map[uint16]string // v5 topic aliases the client set
 	aliasesOut *aliases          // set at CONNECT when the client accepts aliases
 }
+
+// Client flags. Each goes from unset to set once.
+const (
+	flagConnected    uint32 = 1 << iota // CONNECT accepted
+	flagClosing                         // the connection is ending; ignore its input
+	flagReleased                        // the session was let go, see release
+	flagAnswered                        // a CONNACK went out
+	flagDisconnected                    // a normal DISCONNECT: no will
+)
+
+func (c *client) has(f uint32) bool { return c.flags.Load()&f != 0 }
+func (c *client) set(f uint32)      { c.flags.Or(f) }
+
+// setOnce sets f and reports whether it was already set.
+func (c *client) setOnce(f uint32) bool { return c.flags.Or(f)&f != 0 }
 
 // aliases are the topic aliases the broker assigns towards a v5 client.
 // They are used under the session lock, like every PUBLISH write.
@@ -72,7 +81,7 @@ func (s *Server) Open(conn transport.Conn) any {
 func (s *Server) Data(state any, data []byte) {
 	c := state.(*client)
 	c.lastSeen.Load() // pairs with the store at the end of Open
-	if c.closing.Load() {
+	if c.has(flagClosing) {
 		return
 	}
 	s.stats.bytesIn.Add(int64(len(data)))
@@ -104,7 +113,7 @@ func (s *Server) Data(state any, data []byte) {
 			c.fail(err)
 			return
 		}
-		if c.closing.Load() {
+		if c.has(flagClosing) {
 			return
 		}
 		b = b[size:]
@@ -144,7 +153,7 @@ func (s *Server) Written(state any, n int) {
 // Close is the transport's word that the connection is gone.
 func (s *Server) Close(state any, err error) {
 	c := state.(*client)
-	c.closing.Store(true)
+	c.set(flagClosing)
 	s.stats.sockets.Add(-1)
 	c.release()
 }
@@ -154,7 +163,7 @@ func (s *Server) Close(state any, err error) {
 // message published right after a DISCONNECT must be queued for the
 // session, not written to the dying connection.
 func (c *client) release() {
-	if !c.connected.Load() || c.released.Swap(true) {
+	if !c.has(flagConnected) || c.setOnce(flagReleased) {
 		return
 	}
 	c.srv.stats.connected.Add(-1)
@@ -174,7 +183,7 @@ var packetPool = sync.Pool{New: func() any { return new(packets.Packet) }}
 func (c *client) handle(fh packets.FixedHeader, body []byte) error {
 	pk := packetPool.Get().(*packets.Packet)
 	defer packetPool.Put(pk)
-	if !c.connected.Load() {
+	if !c.has(flagConnected) {
 		if fh.Type != packets.Connect {
 			return errNotConnect
 		}
@@ -250,12 +259,12 @@ const lingerTime = time.Second
 // fail closes the connection after a protocol violation, telling a v5
 // client why with DISCONNECT (MQTT 5.0 §4.13).
 func (c *client) fail(err error) {
-	if c.closing.Swap(true) {
+	if c.setOnce(flagClosing) {
 		return
 	}
 	var pe *packets.Error
-	final := c.answered.Load() && !c.connected.Load()
-	if c.connected.Load() && c.version == packets.V5 && errors.As(err, &pe) {
+	final := c.has(flagAnswered) && !c.has(flagConnected)
+	if c.has(flagConnected) && c.version == packets.V5 && errors.As(err, &pe) {
 		c.writeAck(packets.Disconnect, 0, pe.Code)
 		final = true
 	}
@@ -356,7 +365,7 @@ func (c *client) connack(version byte, present bool, code byte, props *packets.P
 	}
 	b := packets.Encode(make([]byte, 0, 64), &pk, version)
 	c.write(b)
-	c.answered.Store(true)
+	c.set(flagAnswered)
 }
 
 // writePublish sends p with the given delivery parameters. The session lock
@@ -573,9 +582,9 @@ func (c *client) disconnect(pk *packets.Packet) error {
 		}
 	}
 	if c.version != packets.V5 || pk.ReasonCode != packets.DisconnectWithWill {
-		c.disconnected.Store(true)
+		c.set(flagDisconnected)
 	}
-	c.closing.Store(true)
+	c.set(flagClosing)
 	c.conn.Close()
 	c.release()
 	return nil

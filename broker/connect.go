@@ -89,7 +89,7 @@ func (s *Server) connect(c *client, pk *packets.Packet) error {
 
 	sess, present := s.takeSession(c, id, cf.CleanStart)
 	c.sess = sess
-	c.connected.Store(true)
+	c.set(flagConnected)
 	s.stats.connected.Add(1)
 	s.stats.connects.Add(1)
 
@@ -200,7 +200,7 @@ func (s *Server) detach(c *client) {
 		// Taken over: the session belongs to the new connection now, and
 		// the will, if any, is this connection's own.
 		sess.mu.Unlock()
-		if w := c.will.Swap(nil); w != nil && !c.disconnected.Load() && (c.willDelay == 0 || s.closing.Load()) {
+		if w := c.will.Swap(nil); w != nil && !c.has(flagDisconnected) && (c.willDelay == 0 || s.closing.Load()) {
 			s.publishWill(w)
 		}
 		return
@@ -208,7 +208,7 @@ func (s *Server) detach(c *client) {
 	sess.c = nil
 	sess.expiry = c.sessionExpiry.Load()
 	will := c.will.Swap(nil)
-	if c.disconnected.Load() {
+	if c.has(flagDisconnected) {
 		will = nil
 	}
 	ends := sess.expiry == 0

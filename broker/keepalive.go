@@ -45,10 +45,10 @@ func (w *wheel) tick(from, now int64) {
 // checkSilent closes a connection that sent no CONNECT in time or went
 // quiet for longer than its keepalive allows.
 func (s *Server) checkSilent(c *client, now int64) {
-	if c.closing.Load() {
+	if c.has(flagClosing) {
 		return
 	}
-	if !c.connected.Load() {
+	if !c.has(flagConnected) {
 		s.stats.connectTimeouts.Add(1)
 		c.fail(errConnectTimeout)
 		return
@@ -70,7 +70,7 @@ func (s *Server) checkSilent(c *client, now int64) {
 // reading would otherwise hold its buffers forever.
 func (s *Server) checkStalled(c *client, now int64) {
 	since := c.stalled.Load()
-	if c.closing.Load() || since == 0 {
+	if c.has(flagClosing) || since == 0 {
 		return
 	}
 	deadline := since + int64(s.cfg.IOTimeout)*ticksPerSecond
