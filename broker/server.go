@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,14 +94,29 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if cfg.Listen != "" {
 		s.listeners = append(s.listeners, transport.NewTCP(cfg.Listen, s))
 	}
+	if cfg.WSListen != "" {
+		s.listeners = append(s.listeners, transport.NewWebSocket(cfg.WSListen, transport.WSOptions{Origins: cfg.WSOrigins}, nil, s))
+	}
+	if cfg.TLSListen != "" || cfg.WSSListen != "" {
+		t, err := transport.LoadServerTLS(transport.TLSOptions{
+			CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey,
+			ClientCAFile: cfg.TLSClientCA, ClientAuth: cfg.TLSClientAuth,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if cfg.TLSListen != "" {
+			s.listeners = append(s.listeners, transport.NewTLS(cfg.TLSListen, t, s))
+		}
+		if cfg.WSSListen != "" {
+			s.listeners = append(s.listeners, transport.NewWebSocket(cfg.WSSListen, transport.WSOptions{Origins: cfg.WSOrigins}, t, s))
+		}
+	}
 	return s, nil
 }
 
 // Start opens the listeners and starts serving.
 func (s *Server) Start() error {
-	if s.cfg.MaxProcs > 0 {
-		runtime.GOMAXPROCS(s.cfg.MaxProcs)
-	}
 	s.started = time.Now()
 	for i, l := range s.listeners {
 		if err := l.Start(); err != nil {

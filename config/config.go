@@ -16,6 +16,27 @@ import (
 type Config struct {
 	// Listen is the MQTT TCP address (-l). Empty turns the listener off.
 	Listen string `toml:"listen"`
+	// TLSListen is the MQTT over TLS address (-tls), :8883 by convention;
+	// WSListen (-ws, :8083) and WSSListen (-wss, :8084) are MQTT over
+	// WebSocket and secure WebSocket, on any path (clients use /mqtt).
+	// Empty turns a listener off; all three are off by default.
+	TLSListen string `toml:"tls_listen"`
+	WSListen  string `toml:"ws_listen"`
+	WSSListen string `toml:"wss_listen"`
+	// TLSCert and TLSKey are the PEM certificate (its intermediates after
+	// it) and private key of the TLS and WSS listeners (-tlscert, -tlskey).
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// TLSClientAuth asks TLS and WSS clients for a certificate (-tlsauth):
+	// none (or empty), optional (verified when sent) or require. A
+	// client's certificate must chain to a CA in TLSClientCA (-tlsca, a PEM
+	// bundle); its Subject CN identifies the client (transport.CommonName).
+	TLSClientAuth string `toml:"tls_client_auth"`
+	TLSClientCA   string `toml:"tls_client_ca"`
+	// WSOrigins lists the Origin values (scheme://host[:port]) browsers may
+	// open WebSocket connections from (-wsorigins, comma-separated); empty
+	// or "*" allows any.
+	WSOrigins []string `toml:"ws_origins"`
 	// MaxProcs sets GOMAXPROCS (-max); 0 leaves Go's default.
 	MaxProcs int `toml:"max_procs"`
 	// IOTimeout is how long a write may stay blocked before the connection
@@ -127,6 +148,20 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("timeouts must not be negative")
 	case c.MaxConnections < 0:
 		return fmt.Errorf("max_connections must not be negative")
+	case (c.TLSListen != "" || c.WSSListen != "") && (c.TLSCert == "" || c.TLSKey == ""):
+		return fmt.Errorf("tls_listen and wss_listen need tls_cert and tls_key")
+	}
+	switch c.TLSClientAuth {
+	case "", "none":
+		if c.TLSClientCA != "" {
+			return fmt.Errorf("tls_client_ca needs tls_client_auth optional or require")
+		}
+	case "optional", "require":
+		if c.TLSClientCA == "" {
+			return fmt.Errorf("tls_client_auth %s needs tls_client_ca", c.TLSClientAuth)
+		}
+	default:
+		return fmt.Errorf("tls_client_auth %q: want none, optional or require", c.TLSClientAuth)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -152,6 +187,14 @@ func Parse(name string, args []string) (Config, error) {
 	// are laid over the file's values afterwards.
 	f := d
 	fs.StringVar(&f.Listen, "l", d.Listen, "MQTT TCP listen `address`; empty turns it off")
+	fs.StringVar(&f.TLSListen, "tls", d.TLSListen, "MQTT over TLS listen `address`, e.g. :8883; empty is off")
+	fs.StringVar(&f.WSListen, "ws", d.WSListen, "MQTT over WebSocket listen `address`, e.g. :8083 (any path; clients use /mqtt); empty is off")
+	fs.StringVar(&f.WSSListen, "wss", d.WSSListen, "MQTT over secure WebSocket listen `address`, e.g. :8084; empty is off")
+	fs.StringVar(&f.TLSCert, "tlscert", d.TLSCert, "PEM certificate `file` for -tls and -wss")
+	fs.StringVar(&f.TLSKey, "tlskey", d.TLSKey, "PEM private key `file` for -tls and -wss")
+	fs.StringVar(&f.TLSClientAuth, "tlsauth", d.TLSClientAuth, "client certificates for -tls and -wss: none, optional or require")
+	fs.StringVar(&f.TLSClientCA, "tlsca", d.TLSClientCA, "PEM `file` of the CAs client certificates must chain to")
+	wsOrigins := fs.String("wsorigins", "", "comma-separated `origins` browsers may connect from over -ws/-wss; empty allows any")
 	fs.IntVar(&f.MaxProcs, "max", d.MaxProcs, "GOMAXPROCS; 0 keeps Go's default (one per core)")
 	fs.IntVar((*int)(&f.IOTimeout), "t", int(d.IOTimeout), "`seconds` a blocked write may wait before the connection is dropped")
 	fs.IntVar((*int)(&f.ConnectTimeout), "nt", int(d.ConnectTimeout), "`seconds` to wait for CONNECT on a new connection")
@@ -182,6 +225,27 @@ func Parse(name string, args []string) (Config, error) {
 		switch fl.Name {
 		case "l":
 			c.Listen = f.Listen
+		case "tls":
+			c.TLSListen = f.TLSListen
+		case "ws":
+			c.WSListen = f.WSListen
+		case "wss":
+			c.WSSListen = f.WSSListen
+		case "tlscert":
+			c.TLSCert = f.TLSCert
+		case "tlskey":
+			c.TLSKey = f.TLSKey
+		case "tlsauth":
+			c.TLSClientAuth = f.TLSClientAuth
+		case "tlsca":
+			c.TLSClientCA = f.TLSClientCA
+		case "wsorigins":
+			c.WSOrigins = nil
+			for o := range strings.SplitSeq(*wsOrigins, ",") {
+				if o = strings.TrimSpace(o); o != "" {
+					c.WSOrigins = append(c.WSOrigins, o)
+				}
+			}
 		case "max":
 			c.MaxProcs = f.MaxProcs
 		case "t":

@@ -12,10 +12,10 @@ import (
 	"time"
 )
 
-// This file is the plain-TCP event loop. TLS and WebSocket run on nbio
-// (nbhttp and its TLS extension), but plain MQTT, where almost all of ten
-// million connections sit, has its own loop because per-connection memory
-// decides how many fit: nbio takes accepted sockets over from net.TCPConn
+// This file is the TCP event loop every listener runs on (TLS and
+// WebSocket are layers over it, see stream.go). It is the broker's own
+// rather than nbio's because per-connection memory decides how many of ten
+// million connections fit: nbio takes accepted sockets over from net.TCPConn
 // and keeps its 208-byte Conn plus two *net.TCPAddr and sockaddrs, about
 // 360 bytes a connection. Here a connection is one small struct found by
 // descriptor number; its address is asked of the kernel only when wanted.

@@ -1,7 +1,7 @@
 // Package transport carries MQTT bytes between sockets and the broker. Every
-// listener (TCP now; TLS and WebSocket on the same engine later) turns its
-// connections into the same three events on a Handler, so the broker never
-// knows what carries a client.
+// listener (TCP, and TLS, WebSocket and WSS layered on the same epoll loops)
+// turns its connections into the same four events on a Handler, so the
+// broker never knows what carries a client.
 package transport
 
 import "net"

@@ -9,6 +9,7 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -30,6 +31,10 @@ func run(args []string) int {
 		return 2
 	}
 	log := newLogger(cfg)
+	if cfg.MaxProcs > 0 {
+		// Before the broker is made: it sizes its event loops by it.
+		runtime.GOMAXPROCS(cfg.MaxProcs)
+	}
 	srv, err := broker.New(cfg, log)
 	if err != nil {
 		log.Error("bad configuration", "err", err)
