@@ -81,6 +81,12 @@ var (
 		}
 		return r.BrokerUsage.CPUSecPerMillion, true
 	}}
+	mConnCPU = metric{"broker CPU per 1000 connects", "cpu-s", false, func(r *Result) (float64, bool) {
+		if !brokerOK(r) || r.Clients.Connected == 0 {
+			return 0, false
+		}
+		return r.BrokerUsage.ConnectCPUSec / (float64(r.Clients.Connected) / 1000), true
+	}}
 	mClientCPU = metric{"cp7bench CPU while measuring", "% of a core", false, func(r *Result) (float64, bool) {
 		return r.Client.MeasureCPUPct, true
 	}}
@@ -90,9 +96,9 @@ var (
 func metricsFor(scenario string) []metric {
 	switch scenario {
 	case ScenarioConn:
-		return []metric{mConnRate, mConnP99, mKBConn, mClientCPU}
+		return []metric{mConnRate, mConnP99, mConnCPU}
 	case ScenarioSub:
-		return []metric{mKBConn, mConnRate, mDelivered, mP99}
+		return []metric{mKBConn, mConnRate, mConnCPU}
 	case ScenarioPub:
 		return []metric{mOffered, mAcked, mCPUPerM, mClientCPU}
 	}
@@ -222,13 +228,16 @@ func WriteMarkdown(w io.Writer, rs []*Result, base string) error {
 			if f := r.Clients.Failed + r.Clients.Dropped; f > 0 {
 				notes = append(notes, fmt.Sprintf("- %s / %s: %d of %d clients failed or were lost (%s)", name, b, f, r.Clients.Target, topFailure(r.Failures)))
 			}
+			if r.Machine.OtherCPUPct > 30 {
+				notes = append(notes, fmt.Sprintf("- %s / %s: %.0f%% of a core went to neither cp7bench nor the broker while measuring (other programs or kernel network work)", name, b, r.Machine.OtherCPUPct))
+			}
 			if r.Interrupted {
 				notes = append(notes, fmt.Sprintf("- %s / %s: the run was interrupted", name, b))
 			}
 		}
 	}
 	if len(notes) > 0 {
-		sb.WriteString("\nFailures:\n\n" + strings.Join(notes, "\n") + "\n")
+		sb.WriteString("\nNotes:\n\n" + strings.Join(notes, "\n") + "\n")
 	}
 	_, err := io.WriteString(w, sb.String())
 	return err

@@ -401,13 +401,15 @@ func (c *client) drop(reason string) {
 		if !c.state.CompareAndSwap(st, stFailed) {
 			continue
 		}
+		// The reason is in before the counts and the phase move on, so
+		// whoever sees the counts sees it too.
+		c.w.fail(reason)
 		if st == stReady {
 			c.shard.dropped.Add(1)
 		} else {
 			c.shard.connFailed.Add(1)
 			c.phase.resolve()
 		}
-		c.w.fail(reason)
 		break
 	}
 	c.closeConn()

@@ -91,6 +91,28 @@ func (h *Histogram) Record(v int64) {
 	}
 }
 
+// add merges h's current counts into d, as Merge(h.Snapshot()) would,
+// without the intermediate copy.
+func (d *Dist) add(h *Histogram) {
+	total := h.total.Load()
+	if total == 0 {
+		return
+	}
+	if d.Counts == nil {
+		d.Counts = make([]uint64, numBuckets)
+	}
+	for i := range h.counts {
+		d.Counts[i] += h.counts[i].Load()
+	}
+	lo, hi := h.min.Load(), h.max.Load()
+	if d.Total == 0 || lo < d.Min {
+		d.Min = lo
+	}
+	d.Max = max(d.Max, hi)
+	d.Total += total
+	d.Sum += h.sum.Load()
+}
+
 // Snapshot copies the current counts. Samples recorded meanwhile may be
 // partly included; each later snapshot includes them fully.
 func (h *Histogram) Snapshot() *Dist {

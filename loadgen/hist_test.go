@@ -121,6 +121,13 @@ func TestMergeEqualsRecordingTogether(t *testing.T) {
 	if !slices.Equal(m.Counts, want.Counts) || m.Total != want.Total || m.Sum != want.Sum || m.Min != want.Min || m.Max != want.Max {
 		t.Fatalf("merged %+v differs from recorded together", [4]int64{int64(m.Total), m.Min, m.Max, int64(m.Sum)})
 	}
+	added := &Dist{}
+	added.add(a)
+	added.add(NewHistogram())
+	added.add(b)
+	if !slices.Equal(added.Counts, want.Counts) || added.Total != want.Total || added.Sum != want.Sum || added.Min != want.Min || added.Max != want.Max {
+		t.Fatalf("added %+v differs from recorded together", [4]int64{int64(added.Total), added.Min, added.Max, int64(added.Sum)})
+	}
 }
 
 func TestSinceIsTheInterval(t *testing.T) {

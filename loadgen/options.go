@@ -1,3 +1,7 @@
+// Package loadgen is cp7bench's load generator: MQTT clients on an epoll
+// engine (TLS and WebSocket on goroutines), the benchmark scenarios, the
+// latency histogram and rate accounting, the worker processes that carry
+// runs past one process's socket limit, and the reports and charts.
 package loadgen
 
 import (
@@ -105,11 +109,11 @@ func DefaultOptions(scenario string) Options {
 		WSPath:         "/mqtt",
 		KeepAlive:      300,
 		Prefix:         "cp7b",
-		Clients:        1,
+		Clients:        200,
 		ConnectTimeout: 15 * time.Second,
 		MaxConnecting:  100,
 		QoS:            0,
-		Size:           64,
+		Size:           256,
 		Interval:       time.Second,
 		Inflight:       64,
 		Via:            ViaMQTT,

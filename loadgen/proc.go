@@ -51,6 +51,34 @@ func ReadProc(pid int) (ProcSample, error) {
 	return s, nil
 }
 
+// MachineCPU is the CPU time all cores spent busy and in total, in seconds,
+// from the first line of /proc/stat.
+func MachineCPU() (busy, total float64, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 8 || string(f[0]) != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: unexpected format")
+	}
+	// user nice system idle iowait irq softirq steal: idle and iowait are
+	// the only ones not busy. Guest time is already inside user.
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseUint(string(v), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		t := float64(n) / clockTicks
+		total += t
+		if i != 3 && i != 4 {
+			busy += t
+		}
+	}
+	return busy, total, nil
+}
+
 // selfUsage is this process's own CPU time and peak RSS, from getrusage,
 // which is finer-grained than /proc's clock ticks.
 func selfUsage() (cpuSec float64, maxRSSKB int64) {

@@ -228,10 +228,7 @@ func ServeWorker(in io.Reader, out io.Writer) error {
 	if err := dec.Decode(&spec); err != nil {
 		return fmt.Errorf("reading worker spec: %w", err)
 	}
-	w, err := NewWorker(spec)
-	if err != nil {
-		return err
-	}
+	w := NewWorker(spec)
 	var outMu sync.Mutex
 	enc := json.NewEncoder(out)
 	emit := func(ev event) {

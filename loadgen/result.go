@@ -26,6 +26,7 @@ type Result struct {
 	Latency     *Percentiles     `json:"latency_ms,omitempty"`
 	Client      UsageResult      `json:"client"`
 	BrokerUsage *BrokerResult    `json:"broker_usage,omitempty"`
+	Machine     MachineResult    `json:"machine"`
 	Timeline    []Tick           `json:"timeline"`
 	Notes       []string         `json:"notes,omitempty"`
 	Failures    map[string]int64 `json:"failures,omitempty"`
@@ -88,6 +89,17 @@ type UsageResult struct {
 	MeasureCPUPct float64 `json:"measure_cpu_pct"`
 	RSSKB         int64   `json:"rss_kb"`
 	Procs         int     `json:"procs"`
+}
+
+// MachineResult is the whole machine while measuring, to tell a run that
+// shared the cores with something else.
+type MachineResult struct {
+	Cores   int     `json:"cores"`
+	BusyPct float64 `json:"busy_pct"` // of all cores
+	// OtherCPUPct (of one core) is busy time neither cp7bench nor the
+	// --rss-pid broker accounts for: other programs, and kernel work such
+	// as network interrupts that is billed to no process.
+	OtherCPUPct float64 `json:"other_cpu_pct,omitempty"`
 }
 
 // BrokerResult is what --rss-pid saw of the broker.
@@ -293,8 +305,19 @@ func (res *Result) WriteText(w io.Writer) {
 			msText(l.P50), msText(l.P90), msText(l.P99), msText(l.P999), msText(l.Max), msText(l.Mean), group(int64(l.Count)))
 	}
 	u := res.Client
-	fmt.Fprintf(w, "  client       cpu %.1fs (%.0f%% of a core; %.0f%% while measuring), rss %s, %d process(es)\n",
-		u.CPUSec, u.CPUPct, u.MeasureCPUPct, kbText(u.RSSKB), u.Procs)
+	procs := "in this process"
+	if u.Procs > 1 {
+		procs = fmt.Sprintf("in %d worker processes", u.Procs)
+	}
+	fmt.Fprintf(w, "  client       cpu %.1fs (%.0f%% of a core; %.0f%% while measuring), rss %s, %s\n",
+		u.CPUSec, u.CPUPct, u.MeasureCPUPct, kbText(u.RSSKB), procs)
+	if m := res.Machine; m.Cores > 0 {
+		fmt.Fprintf(w, "  machine      %d cores %.0f%% busy while measuring", m.Cores, m.BusyPct)
+		if res.BrokerUsage != nil {
+			fmt.Fprintf(w, ", %.0f%% of a core outside cp7bench and the broker", m.OtherCPUPct)
+		}
+		fmt.Fprintln(w)
+	}
 	if b := res.BrokerUsage; b != nil {
 		fmt.Fprintf(w, "  broker       pid %d: rss %s → %s (peak %s), %.2f KB/conn; cpu %.1fs (%.0f%%)",
 			b.PID, kbText(b.RSSBaseKB), kbText(b.RSSEndKB), kbText(b.RSSPeakKB), b.KBPerConn, b.CPUSec, b.CPUPct)
@@ -323,20 +346,29 @@ func describe(o *Options) string {
 	}
 	d := "until interrupted"
 	if o.Duration > 0 {
-		d = o.Duration.String()
+		d = "for " + o.Duration.String()
 	}
 	r := o.Roles()
+	pubs, subs := count(r.Pubs, "publisher"), count(r.Subs, "subscriber")
 	switch o.Scenario {
 	case ScenarioConn:
-		return fmt.Sprintf("%d connections held %s", r.Conns, d)
+		return fmt.Sprintf("%s held %s", count(r.Conns, "connection"), d)
 	case ScenarioSub:
-		return fmt.Sprintf("%d subscribers to %q, QoS %d, for %s", r.Subs, o.Topic, o.QoS, d)
+		return fmt.Sprintf("%s to %q, QoS %d, %s", subs, o.Topic, o.QoS, d)
 	case ScenarioPub:
-		return fmt.Sprintf("%d publishers to %q, %s, for %s", r.Pubs, o.Topic, q, d)
+		return fmt.Sprintf("%s to %q, %s, %s", pubs, o.Topic, q, d)
 	case ScenarioFanin:
-		return fmt.Sprintf("%d publishers to %q → %d subscribers to %q; %s, for %s", r.Pubs, o.Topic, r.Subs, o.SubTopic, q, d)
+		return fmt.Sprintf("%s to %q → %s to %q; %s, %s", pubs, o.Topic, subs, o.SubTopic, q, d)
 	}
-	return fmt.Sprintf("%d publishers → %d subscribers on %q; %s, for %s", r.Pubs, r.Subs, o.Topic, q, d)
+	return fmt.Sprintf("%s → %s on %q; %s, %s", pubs, subs, o.Topic, q, d)
+}
+
+// count is "1 thing" or "n things".
+func count(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 func versionName(v byte) string {

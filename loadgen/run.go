@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -68,6 +69,13 @@ func Run(ctx context.Context, o Options, exe string, progress io.Writer) (*Resul
 		o.RunTag = rand.Uint64() | 1
 	}
 	r := &runner{o: o, roles: o.Roles(), progress: progress}
+	if o.RSSPid > 0 {
+		ps, err := ReadProc(o.RSSPid)
+		if err != nil {
+			return nil, fmt.Errorf("--rss-pid %d: %w", o.RSSPid, err)
+		}
+		r.brokerBase, r.brokerPrev, r.brokerPeakKB = ps, ps, ps.RSSKB
+	}
 	procs := (r.roles.Total() + o.ConnsPerProc - 1) / o.ConnsPerProc
 	split := func(n, k int) Span { return Span{Lo: k * n / procs, Hi: (k + 1) * n / procs} }
 	for k := range procs {
@@ -80,12 +88,9 @@ func Run(ctx context.Context, o Options, exe string, progress io.Writer) (*Resul
 		}
 		var h handle
 		if procs == 1 {
-			w, err := NewWorker(spec)
-			if err != nil {
-				return nil, err
-			}
-			h, r.local = local{w}, true
+			h, r.local = local{NewWorker(spec)}, true
 		} else {
+			spec.Password = o.Password
 			rem, err := spawn(exe, spec)
 			if err != nil {
 				for _, h := range r.hs {
@@ -107,20 +112,12 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	r.recv, r.acked = NewRateTracker(r.start), NewRateTracker(r.start)
 	agg := r.aggregate()
 	r.cpuBase = r.clientCPU(&agg)
-	if o.RSSPid > 0 {
-		ps, err := ReadProc(o.RSSPid)
-		if err != nil {
-			r.stopAll()
-			return nil, fmt.Errorf("--rss-pid %d: %w", o.RSSPid, err)
-		}
-		r.brokerBase, r.brokerPrev, r.brokerPeakKB = ps, ps, ps.RSSKB
-	}
 	tickDone := make(chan struct{})
 	tickerStopped := make(chan struct{})
 	go r.ticker(tickDone, tickerStopped)
 
 	var runErr error
-	var pubCPU0 float64
+	var pubCPU0, mBusy0, mTotal0 float64
 	var brokerPub0 ProcSample
 	var measureStart time.Time
 	for _, role := range []byte{roleConn, roleSub, rolePub} {
@@ -136,6 +133,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		agg := r.aggregate()
 		pubCPU0 = r.clientCPU(&agg)
 		brokerPub0 = r.sampleBroker()
+		mBusy0, mTotal0, _ = MachineCPU()
 		if o.publishes() {
 			runErr = r.publish(ctx)
 		} else {
@@ -147,6 +145,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	agg = r.aggregate()
 	pubCPU1 := r.clientCPU(&agg)
 	brokerEnd := r.sampleBroker()
+	mBusy1, mTotal1, mErr := MachineCPU()
 	close(tickDone)
 	<-tickerStopped
 
@@ -168,11 +167,24 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	res := r.result(&final, measureStart, measureEnd)
 	res.Interrupted = ctx.Err() != nil
-	if !measureStart.IsZero() {
-		res.Client.MeasureCPUPct = 100 * (pubCPU1 - pubCPU0) / measureEnd.Sub(measureStart).Seconds()
-	}
 	if o.RSSPid > 0 {
 		res.BrokerUsage = r.brokerResult(&final, brokerPub0, brokerEnd)
+	}
+	if measureStart.IsZero() {
+		return res, nil // nothing was measured: connecting failed or was interrupted
+	}
+	dt := measureEnd.Sub(measureStart).Seconds()
+	if dt > 0 {
+		res.Client.MeasureCPUPct = 100 * (pubCPU1 - pubCPU0) / dt
+	}
+	if mErr == nil && mTotal1 > mTotal0 && dt > 0 {
+		m := &res.Machine
+		m.Cores = runtime.NumCPU()
+		m.BusyPct = 100 * (mBusy1 - mBusy0) / (mTotal1 - mTotal0)
+		if b := res.BrokerUsage; b != nil {
+			busyCores := m.BusyPct / 100 * float64(m.Cores)
+			m.OtherCPUPct = max(0, 100*busyCores-res.Client.MeasureCPUPct-100*b.MeasureCPUSec/dt)
+		}
 	}
 	return res, nil
 }
@@ -260,12 +272,6 @@ func (r *runner) each(f func(h handle) error) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
-}
-
-func (r *runner) stopAll() {
-	for _, h := range r.hs {
-		_, _ = h.stop()
-	}
 }
 
 // hold waits d, or until ctx ends when d is 0.

@@ -85,8 +85,13 @@ func (w *Worker) open(c *client) (wire, int, error) {
 		go sw.readLoop(c)
 		return sw, -1, nil
 	}
+	eng, err := w.engine()
+	if err != nil {
+		_ = conn.Close()
+		return nil, 0, err
+	}
 	// AddConn takes over a duplicate of the descriptor and closes conn.
-	nc, err := w.eng.AddConn(conn)
+	nc, err := eng.AddConn(conn)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -40,6 +40,9 @@ type WorkerSpec struct {
 	Opts              Options
 	Conns, Subs, Pubs Span
 	Procs             int // how many workers share the run's connect rate
+	// Password travels beside Opts, whose JSON form leaves it out so
+	// that it never lands in a result file.
+	Password string `json:",omitempty"`
 }
 
 // Worker runs one share of a benchmark's clients on one nbio engine.
@@ -51,6 +54,11 @@ type Worker struct {
 	srcs    []string
 
 	evented bool // plain TCP on the epoll engine (else goroutine-driven wires)
+	// The engine starts with the first dial (see engine and Stop).
+	engOnce sync.Once
+	eng     *nbio.Engine
+	engAt   time.Time
+	engErr  error
 	// tagged runs have both ends, so subscribers tell this run's messages
 	// from leftovers of an earlier one by the run tag in the payload.
 	tagged bool
@@ -58,7 +66,6 @@ type Worker struct {
 	// in flight end to end, so the broker's delivery rate sets the pace
 	// rather than its queues (see client.topUp).
 	closedLoop bool
-	eng        *nbio.Engine
 	shards     []*shard
 
 	conns, subs, pubs []*client
@@ -80,10 +87,12 @@ type Worker struct {
 	bg     sync.WaitGroup // keepalive and other background goroutines
 }
 
-// NewWorker prepares a worker and starts its event loops; nothing connects
-// until Connect.
-func NewWorker(spec WorkerSpec) (*Worker, error) {
+// NewWorker prepares a worker; nothing connects until Connect.
+func NewWorker(spec WorkerSpec) *Worker {
 	o := spec.Opts
+	if spec.Password != "" {
+		o.Password = spec.Password
+	}
 	w := &Worker{
 		opts:       o,
 		version:    o.Version,
@@ -97,14 +106,7 @@ func NewWorker(spec WorkerSpec) (*Worker, error) {
 		failures:   make(map[string]int64),
 	}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
-	nshards := runtime.GOMAXPROCS(0)
-	if w.evented {
-		w.eng = newEngine(nshards)
-		if err := w.eng.Start(); err != nil {
-			return nil, err
-		}
-	}
-	for range nshards {
+	for range runtime.GOMAXPROCS(0) {
 		w.shards = append(w.shards, &shard{lat: NewHistogram(), connLat: NewHistogram()})
 	}
 	roles := o.Roles()
@@ -141,7 +143,20 @@ func NewWorker(spec WorkerSpec) (*Worker, error) {
 		w.bg.Add(1)
 		go w.keepalive()
 	}
-	return w, nil
+	return w
+}
+
+// engine starts the epoll engine on first use.
+func (w *Worker) engine() (*nbio.Engine, error) {
+	w.engOnce.Do(func() {
+		e := newEngine(len(w.shards))
+		if err := e.Start(); err != nil {
+			w.engErr = err
+			return
+		}
+		w.eng, w.engAt = e, time.Now()
+	})
+	return w.eng, w.engErr
 }
 
 // newEngine makes the client-side epoll engine: one loop per core, each
@@ -448,6 +463,8 @@ func (w *Worker) paced(pubs []*client, stop chan struct{}) {
 	burst := max(n, int64(100*time.Millisecond/max(period, 1)))
 	sh := w.shards[0]
 	const minSleep = 500 * time.Microsecond
+	tm := time.NewTimer(0)
+	defer tm.Stop()
 	for {
 		select {
 		case <-stop:
@@ -473,11 +490,11 @@ func (w *Worker) paced(pubs []*client, stop chan struct{}) {
 				sh.throttled.Add(1 - int64(c.publish(1)))
 			}
 		}
-		d := max(time.Until(pacer.Next()), minSleep)
+		tm.Reset(max(time.Until(pacer.Next()), minSleep))
 		select {
 		case <-stop:
 			return
-		case <-time.After(d):
+		case <-tm.C:
 		}
 	}
 }
@@ -516,6 +533,8 @@ func (w *Worker) Stats() Stats {
 	}
 	s.Latency, s.ConnLatency = &Dist{}, &Dist{}
 	for _, sh := range w.shards {
+		s.Latency.add(sh.lat)
+		s.ConnLatency.add(sh.connLat)
 		s.Dialed += sh.dialed.Load()
 		s.Connected += sh.connected.Load()
 		s.ConnFailed += sh.connFailed.Load()
@@ -530,8 +549,6 @@ func (w *Worker) Stats() Stats {
 		s.RecvBytes += sh.recvBytes.Load()
 		s.LastConnack = max(s.LastConnack, sh.lastConnack.Load())
 		s.LastRecv = max(s.LastRecv, sh.lastRecv.Load())
-		s.Latency.Merge(sh.lat.Snapshot())
-		s.ConnLatency.Merge(sh.connLat.Snapshot())
 	}
 	w.failMu.Lock()
 	s.Failures = maps.Clone(w.failures)
@@ -569,7 +586,15 @@ func (w *Worker) Stop() Stats {
 		}
 	}
 	w.bg.Wait()
+	w.engOnce.Do(func() {}) // no engine starts from here on
 	if w.eng != nil {
+		// nbio's event loops clear their stop flag as they begin, so a Stop
+		// that comes before they run is lost and leaves them spinning on
+		// its wake-up event. A run that stops this soon failed at once;
+		// give the loops time to start.
+		if d := time.Until(w.engAt.Add(100 * time.Millisecond)); d > 0 {
+			time.Sleep(d)
+		}
 		w.eng.Stop()
 	}
 	return final

@@ -171,7 +171,7 @@ func parseFlags(scenario string, args []string, out io.Writer) (loadgen.Options,
 	fs.StringVar(&o.WSPath, "ws-path", o.WSPath, "WebSocket `path`")
 	fs.BoolVar(&o.TLS, "tls", false, "connect over TLS (the server certificate is not verified)")
 	fs.IntVar(&o.KeepAlive, "k", o.KeepAlive, "keepalive `seconds`")
-	fs.Var(durFlag{&o.Duration, time.Second}, "duration", "how long to publish (conn and sub: to hold once connected), seconds or a duration; 0 runs until interrupted")
+	fs.Var(durFlag{&o.Duration, time.Second}, "duration", "how long to publish (conn and sub: to hold once connected), in `seconds` or a duration; 0 runs until interrupted")
 	fs.StringVar(&o.Prefix, "prefix", o.Prefix, "client ID `prefix`")
 	ifaddr := fs.String("ifaddr", "", "comma-separated source `addresses` to bind, round-robin (default: enough 127.0.0.x for a loopback broker)")
 	fs.IntVar(&o.ConnsPerProc, "conns-per-proc", o.ConnsPerProc, "most `sockets` one process holds; more clients go to worker processes")
@@ -184,7 +184,11 @@ func parseFlags(scenario string, args []string, out io.Writer) (loadgen.Options,
 	fs.StringVar(&o.Broker, "broker", "", "broker `label` for the JSON summary and charts")
 
 	if o.Roles().Pubs > 0 {
-		fs.Var(durFlag{&o.Interval, time.Millisecond}, "I", "publish `interval` per publisher (ms, or a duration like 100us); 0 is flat out")
+		flat := "0 is flat out"
+		if scenario == loadgen.ScenarioP2P {
+			flat = "0 is flat out, each pair keeping --inflight messages in flight end to end"
+		}
+		fs.Var(durFlag{&o.Interval, time.Millisecond}, "I", "publish `interval` per publisher (ms, or a duration like 100us); "+flat)
 		fs.IntVar(&o.Inflight, "inflight", o.Inflight, "QoS 1/2 `window`: unacknowledged publishes per publisher")
 		fs.BoolVar(&o.Retain, "retain", false, "publish retained")
 	}
@@ -198,7 +202,7 @@ func parseFlags(scenario string, args []string, out io.Writer) (loadgen.Options,
 		fs.StringVar(&o.SubTopic, "sub-topic", o.SubTopic, "subscribers' topic `filter`")
 	}
 	if o.Scenario == loadgen.ScenarioP2P || o.Scenario == loadgen.ScenarioFanout || o.Scenario == loadgen.ScenarioFanin {
-		fs.Var(durFlag{&o.Drain, time.Second}, "drain", "longest wait for messages in flight once publishing stops (seconds or a duration)")
+		fs.Var(durFlag{&o.Drain, time.Second}, "drain", "longest wait, in `seconds` or a duration, for messages in flight once publishing stops")
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: cp7bench %s [flags]\n\nFlags:\n", scenario)
