@@ -1,20 +1,42 @@
 package topics
 
-// Design: lock-free reads, serialised writes.
+// Concurrency design: lock-free reads, serialised writes.
 //
-// Match walks the tree with atomic loads only; Subscribe and Unsubscribe
-// take one mutex. Every node's children sit in an open-addressed table of
-// atomic slots (node.go) that the writer fills in place and that is only
-// replaced to grow or shrink, and every filter's subscribers sit in an
-// immutable value replaced on change (subscribers.go), so a reader sees a
-// node or a subscriber list before or after a change, never half of one.
-// MEASUREMENTS
+// Match only loads atomic pointers and never waits; Subscribe and
+// Unsubscribe serialise on one mutex. A node's children sit in an
+// open-addressed table of atomic slots (node.go) that the writer fills in
+// place and replaces only to grow or shrink it, and a filter's subscribers
+// sit in an immutable value that the writer replaces, or from bigList on in
+// a set of atomic slots (subscribers.go). A reader sees each node and list
+// before or after a change, never half of one, and always finds the
+// subscriptions that existed for its whole walk.
 //
-// Memory is what made the open-addressed table the child index: a Go map
-// costs a few hundred bytes even with one entry, and sync.Map an
-// allocation per entry, while a slot costs 8 bytes over the table's load.
-// A leaf with one subscriber is a node (32 bytes), its name and one subs
-// value (48 bytes) holding the subscriber inline.
+// Measured against a prototype of the same trie on Go maps behind an
+// RWMutex, with 1M "device/{n}/+/state" subscriptions and 17 wildcard ones
+// (18 matches a topic), best of 6 interleaved runs on a shared 2-CPU
+// machine:
+//
+//	                                       lock-free       RWMutex + maps
+//	heap per "bench/{n}" subscription      82 B            104 B
+//	heap per "device/{n}/+/state"          257 B           462 B
+//	Match, one goroutine                   488 ns          234 ns
+//	Match, two goroutines                  204 ns          124 ns
+//	Match beside a writer; writer's rate   389 ns; 1.9M/s  471 ns; 0.62M/s
+//	Subscribe, Unsubscribe                 405, 179 ns     522, 293 ns
+//
+// The RWMutex version reads faster on one core, in part because it neither
+// merges overlapping subscriptions nor collects identifiers. But each of
+// its reads writes the lock's shared reader count, which stops scaling as
+// cores are added, and each write stalls all routing; since a waiting
+// writer also blocks new readers, a reconnect storm of subscribes would
+// hold up publishing. Lock-free reads cost no memory (the slot tables are
+// smaller than Go maps, which take about 260 bytes for one entry) and no
+// write speed, so they win. sync.Map, the stock lock-free map, was ruled
+// out on memory: about 126 bytes an entry against 11 to 21 for a slot.
+//
+// A "bench/{n}" subscription is a node (32 bytes), its name (a few bytes),
+// a subs value holding the one subscriber inline (24 bytes) and a slot in
+// its parent's table.
 
 import (
 	"sync"
