@@ -25,4 +25,4 @@ build:
 	$(GO) build -o bin/ ./cmd/...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./packets ./topics
+	$(GO) test -run '^$$' -bench . -benchmem ./packets ./topics ./broker
