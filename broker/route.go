@@ -67,7 +67,6 @@ func (s *Server) route(p *pub) int {
 		s.retain(p)
 	}
 	r := resultPool.Get().(*topics.Result[*session])
-	r.Reset()
 	s.subs.Match(stringOf(p.topic), p.from, r)
 	n := 0
 	for i := range r.Subs {
@@ -87,8 +86,11 @@ func (s *Server) route(p *pub) int {
 			n++
 		}
 	}
+	// Reset drops the references to sessions so that a pooled Result does
+	// not keep ended sessions alive.
+	r.Reset()
 	resultPool.Put(r)
-	if n == 0 && p.retain == false {
+	if n == 0 && !p.retain {
 		s.stats.noSubscribers.Add(1)
 	}
 	return n
