@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/coolpy7/coolpy7/packets"
+	"github.com/coolpy7/coolpy7/store"
 )
 
 // connect handles CONNECT: identity, session, will, keepalive, CONNACK.
@@ -123,13 +124,13 @@ func newClientID() string {
 // willMessage builds the will of a CONNECT.
 func (s *Server) willMessage(pk *packets.Packet) *Message {
 	cf := &pk.Connect
-	m := &Message{
+	m := &Message{Message: store.Message{
 		Topic:   string(cf.WillTopic),
 		Payload: clone(cf.WillPayload),
 		QoS:     cf.WillQoS,
 		Retain:  cf.WillRetain,
 		Props:   forwardedProps(&cf.WillProps),
-	}
+	}}
 	if m.Payload == nil {
 		m.Payload = []byte{}
 	}

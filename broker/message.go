@@ -1,37 +1,23 @@
 package broker
 
 import (
-	"time"
-
 	"github.com/coolpy7/coolpy7/packets"
+	"github.com/coolpy7/coolpy7/store"
 )
 
 // Message is an application message once it has to outlive the read buffer
-// it arrived in: queued, in flight at QoS 1/2, or retained. It is immutable
-// after creation and shared by every session that holds it.
+// it arrived in: queued, in flight at QoS 1/2, or retained. It is the
+// store's message (the form persistence keeps) plus the publishing session,
+// and it is immutable after creation, shared by every session that holds it.
 type Message struct {
-	Topic   string
-	Payload []byte
-	QoS     byte
-	Retain  bool
-	// Props are the v5 properties forwarded to subscribers (payload format,
-	// content type, response topic, correlation data, user properties); nil
-	// when there are none, which is every v3 message.
-	Props *packets.Properties
-	// Expires is when a v5 message expiry runs out, zero for never.
-	Expires time.Time
+	store.Message
 	// From is the publishing session, for No Local; nil for will and $SYS.
 	From *session
 }
 
-// expired reports whether m's v5 message expiry has passed at now.
-func (m *Message) expired(now time.Time) bool {
-	return !m.Expires.IsZero() && !now.Before(m.Expires)
-}
-
-// forwarded are the properties a server passes from PUBLISH to subscribers.
-const forwarded = 1<<packets.PropPayloadFormat | 1<<packets.PropContentType |
-	1<<packets.PropResponseTopic | 1<<packets.PropCorrelationData | 1<<packets.PropUser
+// forwarded are the properties a server passes from PUBLISH to subscribers:
+// what the store keeps, less the per-delivery subscription identifiers.
+const forwarded = store.Kept &^ (1 << packets.PropSubscriptionID)
 
 // forwardedProps copies the properties a server forwards to subscribers
 // unchanged (MQTT 5.0 §3.3.2.3); topic alias and subscription identifiers

@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/coolpy7/coolpy7/packets"
+	"github.com/coolpy7/coolpy7/store"
 	"github.com/coolpy7/coolpy7/topics"
 )
 
@@ -27,14 +28,13 @@ type pub struct {
 // message returns the retained form of p, making it on first use.
 func (p *pub) message() *Message {
 	if p.msg == nil {
-		p.msg = &Message{
+		p.msg = &Message{From: p.from, Message: store.Message{
 			Topic:   string(p.topic),
 			Payload: clone(p.payload),
 			QoS:     p.qos,
 			Retain:  p.retain,
 			Expires: p.expires,
-			From:    p.from,
-		}
+		}}
 		if p.props != nil {
 			p.msg.Props = forwardedProps(p.props)
 		}
@@ -133,7 +133,7 @@ func (s *Server) sendRetained(sess *session, filter string, opts topics.Options)
 	}
 	now := time.Now()
 	s.retained.Match(filter, func(_ string, m *Message) bool {
-		if m.expired(now) {
+		if m.Expired(now) {
 			return true
 		}
 		p := storedPub(m)

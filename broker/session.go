@@ -202,7 +202,7 @@ func (s *session) pump() {
 		d := f.queue[0]
 		f.queue[0] = delivery{}
 		f.queue = f.queue[1:]
-		if d.msg.expired(now) {
+		if d.msg.Expired(now) {
 			continue
 		}
 		d.pid = f.allocPID()
