@@ -472,22 +472,25 @@ func (c *client) publish(pk *packets.Packet) error {
 			s.route(&p)
 		}
 	case 1:
-		// The acknowledgement goes out before the fan-out: the broker owns
-		// the message from here, and the publisher need not wait for it to
-		// be written to every subscriber.
-		c.writeAck(packets.Puback, pk.PacketID, 0)
+		// The acknowledgement follows the fan-out, which tells whether the
+		// message had to be stored; if so it waits for the store's commit
+		// (persist.go).
 		if !sys {
 			s.route(&p)
 		}
+		c.ack(packets.Puback, pk.PacketID, p.stored)
 	case 2:
 		isNew, ok := c.sess.addInbound2(pk.PacketID, s.cfg.ReceiveMaximum)
 		if !ok {
 			return errReceiveMax
 		}
-		c.writeAck(packets.Pubrec, pk.PacketID, 0)
 		if isNew && !sys {
 			s.route(&p)
 		}
+		if isNew && c.sess.markInbound(pk.PacketID) {
+			p.stored = true
+		}
+		c.ack(packets.Pubrec, pk.PacketID, p.stored)
 	}
 	return nil
 }
@@ -533,6 +536,9 @@ func (c *client) subscribe(pk *packets.Packet) error {
 			sendRetained = append(sendRetained, retainedReq{filter, opts})
 		}
 	}
+	c.sess.mu.Lock()
+	c.sess.save(time.Time{})
+	c.sess.mu.Unlock()
 	var ack packets.Packet
 	ack.Type = packets.Suback
 	ack.PacketID = pk.PacketID
@@ -564,6 +570,9 @@ func (c *client) unsubscribe(pk *packets.Packet) {
 			codes[i] = packets.NoSubscriptionExisted
 		}
 	}
+	c.sess.mu.Lock()
+	c.sess.save(time.Time{})
+	c.sess.mu.Unlock()
 	var ack packets.Packet
 	ack.Type = packets.Unsuback
 	ack.PacketID = pk.PacketID
