@@ -233,8 +233,8 @@ func TestRetainedAndWillsSurviveRestart(t *testing.T) {
 		delay uint32
 	}{{"short", 1}, {"long", 4}} {
 		c, _ := connect5(t, b.addr, &paho.Connect{ClientID: "dying-" + w.id, KeepAlive: 30,
-			Properties: &paho.ConnectProperties{SessionExpiryInterval: paho.Uint32(60)},
-			WillMessage: &paho.WillMessage{Topic: "wills/" + w.id, Payload: []byte("gone-" + w.id), QoS: 1},
+			Properties:     &paho.ConnectProperties{SessionExpiryInterval: paho.Uint32(60)},
+			WillMessage:    &paho.WillMessage{Topic: "wills/" + w.id, Payload: []byte("gone-" + w.id), QoS: 1},
 			WillProperties: &paho.WillProperties{WillDelayInterval: paho.Uint32(w.delay)}})
 		c.conn.Close()
 	}
