@@ -1,0 +1,159 @@
+package persist
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// tableBytes is the size of the store's tables in dir: the data on disk
+// without the write-ahead log, whose files Pebble recycles at a fixed size.
+func tableBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".sst") {
+			if fi, err := os.Stat(filepath.Join(dir, e.Name())); err == nil {
+				n += fi.Size()
+			}
+		}
+	}
+	return n
+}
+
+// A v5 session ends when its expiry interval runs out: its queue is gone
+// (the client finds no session) and the disk space it took is reclaimed.
+func TestSessionExpiryReclaimsDisk(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b := start(t, dir, "-mq", "100000")
+	sub, _ := connect5(t, b.addr, &paho.Connect{ClientID: "expiring", KeepAlive: 30, CleanStart: true,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: paho.Uint32(3)}})
+	sub.subscribe(t, "exp/s", 1)
+	sub.disconnect()
+
+	const n, size = 30000, 1000
+	pub, _ := connect3(t, b.addr, "filler", true)
+	rng := rand.New(rand.NewPCG(1, 2))
+	payload := make([]byte, size)
+	toks := make([]mqtt.Token, 0, n)
+	for range n {
+		for j := range payload {
+			payload[j] = byte(rng.Uint32())
+		}
+		toks = append(toks, pub.Publish("exp/s", 1, false, append([]byte(nil), payload...)))
+	}
+	for _, tok := range toks {
+		if !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	if q := sysValue(t, b.addr, "$SYS/broker/store/queued"); q != n {
+		t.Fatalf("store/queued = %d, want %d", q, n)
+	}
+	full := tableBytes(t, dir)
+	if full < n*size/4 {
+		t.Fatalf("only %d bytes of tables for %d bytes queued", full, n*size)
+	}
+	// The session ends 3 s after the disconnect; the sweeper then flushes
+	// and compacts what its queue took.
+	deadline := time.Now().Add(20 * time.Second)
+	for tableBytes(t, dir) > full/20 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	after := tableBytes(t, dir)
+	t.Logf("tables %d -> %d bytes after the session expired", full, after)
+	if after > full/20 {
+		t.Fatalf("tables %d -> %d bytes: the expired session's space was not reclaimed", full, after)
+	}
+	if q := sysValue(t, b.addr, "$SYS/broker/store/queued"); q != 0 {
+		t.Fatalf("store/queued = %d after the session expired", q)
+	}
+	_, ca := connect5(t, b.addr, &paho.Connect{ClientID: "expiring", KeepAlive: 30,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: paho.Uint32(3)}})
+	if ca.SessionPresent {
+		t.Fatal("the session outlived its expiry interval")
+	}
+}
+
+// A v5 message expiry ends a message waiting for an offline session, and
+// does so across a restart.
+func TestMessageExpiry(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b := start(t, dir)
+	cp := &paho.Connect{ClientID: "msg-exp", KeepAlive: 30,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: paho.Uint32(600)}}
+	sub, _ := connect5(t, b.addr, cp)
+	sub.subscribe(t, "exp/m", 1)
+	sub.disconnect()
+	pub, _ := connect5(t, b.addr, &paho.Connect{ClientID: "msg-exp-pub", KeepAlive: 30, CleanStart: true})
+	pub.publish(t, &paho.Publish{Topic: "exp/m", QoS: 1, Payload: []byte("short"), Properties: &paho.PublishProperties{MessageExpiry: paho.Uint32(1)}})
+	pub.publish(t, &paho.Publish{Topic: "exp/m", QoS: 1, Payload: []byte("long"), Properties: &paho.PublishProperties{MessageExpiry: paho.Uint32(600)}})
+	pub.publish(t, &paho.Publish{Topic: "exp/m", QoS: 1, Payload: []byte("forever")})
+	pub.disconnect()
+	b.stop()
+	time.Sleep(1500 * time.Millisecond)
+	b = start(t, dir)
+	sub, ca := connect5(t, b.addr, cp)
+	if !ca.SessionPresent {
+		t.Fatal("session not present after the restart")
+	}
+	for _, want := range []string{"long", "forever"} {
+		select {
+		case p := <-sub.msgs:
+			if string(p.Payload) != want {
+				t.Fatalf("got %q, want %q (the expired message must not come)", p.Payload, want)
+			}
+			if want == "long" && (p.Properties == nil || p.Properties.MessageExpiry == nil || *p.Properties.MessageExpiry > 600 || *p.Properties.MessageExpiry < 590) {
+				t.Fatalf("long message's expiry not carried: %+v", p.Properties)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("no %q", want)
+		}
+	}
+}
+
+// The original's TTL flags: -ot ends queued messages, -rt retained ones,
+// -st sessions, whatever the clients asked for.
+func TestTTLFlags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b := start(t, dir, "-ot", "1", "-rt", "1", "-st", "3")
+	sub, _ := connect3(t, b.addr, "ttl-sub", false)
+	sub.subscribe(t, "ttl/#", 1)
+	sub.Disconnect(100)
+	pub, _ := connect3(t, b.addr, "ttl-pub", true)
+	pub.publish(t, "ttl/q", 1, false, "queued")
+	pub.publish(t, "ttl/r", 1, true, "retained")
+	time.Sleep(2 * time.Second) // past -ot and -rt, within -st
+
+	sub, present := connect3(t, b.addr, "ttl-sub", false)
+	if !present {
+		t.Fatal("session gone before -st")
+	}
+	sub.none(t, 700*time.Millisecond, "a queued message past -ot")
+	fresh, _ := connect3(t, b.addr, "ttl-fresh", true)
+	fresh.subscribe(t, "ttl/r", 1)
+	fresh.none(t, 700*time.Millisecond, "a retained message past -rt")
+
+	pub.publish(t, "ttl/q", 1, false, "live")
+	if m := sub.next(t, "a message within -ot"); string(m.Payload()) != "live" {
+		t.Fatalf("got %q", m.Payload())
+	}
+	sub.Disconnect(100)
+	time.Sleep(3500 * time.Millisecond) // past -st
+	if _, present := connect3(t, b.addr, "ttl-sub", false); present {
+		t.Fatal("a v3 persistent session outlived -st")
+	}
+}
