@@ -59,7 +59,7 @@ func openStore(cfg config.Config, log *slog.Logger) (store.Store, error) {
 	}
 	st, err := pebble.Open(cfg.DataDir, o)
 	if err != nil {
-		return nil, fmt.Errorf("%w (the broker will not start on a store it cannot read: stop every process using %s, keep a copy of it, and run `coolpy7 -repair -data %s`)", err, cfg.DataDir, cfg.DataDir)
+		return nil, fmt.Errorf("%w; the broker does not start on a store it cannot read: stop every process using %s, keep a copy of it, and run `coolpy7 -repair -data %s`", err, cfg.DataDir, cfg.DataDir)
 	}
 	return st, nil
 }

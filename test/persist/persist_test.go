@@ -1,8 +1,14 @@
 package persist
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -275,4 +281,48 @@ func TestRetainedAndWillsSurviveRestart(t *testing.T) {
 		t.Fatalf("retained after restart: %v", got)
 	}
 	sub.none(t, 500*time.Millisecond, "the cleared retained message")
+}
+
+// A store the broker cannot read stops it from starting, with a message that
+// names the directory and the repair; -repair on a sound store changes
+// nothing.
+func TestDamagedStoreRefusesToStart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b := start(t, dir)
+	pub, _ := connect3(t, b.addr, "before-damage", true)
+	pub.publish(t, "kept", 1, true, "x")
+	pub.Disconnect(100)
+	b.stop()
+
+	out, err := exec.Command(binary, "-repair", "-data", dir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "nothing to repair") {
+		t.Fatalf("-repair on a sound store: %v\n%s", err, out)
+	}
+
+	// A damaged manifest is damage Pebble cannot open past (and the
+	// repair cannot mend: it says so, see store/pebble).
+	manifests, _ := filepath.Glob(filepath.Join(dir, "MANIFEST-*"))
+	if len(manifests) == 0 {
+		t.Fatal("no manifest in the store")
+	}
+	for _, m := range manifests {
+		if err := os.WriteFile(m, []byte("not a manifest"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Bounded: a broker that starts anyway is killed and fails the test.
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	out, err = exec.CommandContext(ctx, binary, "-l", "127.0.0.1:0", "-data", dir).CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+		t.Fatalf("broker started on a damaged store (err %v)\n%s", err, out)
+	}
+	if !strings.Contains(string(out), dir) || !strings.Contains(string(out), "coolpy7 -repair -data") {
+		t.Fatalf("refusal does not name the directory and the repair:\n%s", out)
+	}
+	if strings.Contains(string(out), "listening") {
+		t.Fatalf("broker listened on a damaged store:\n%s", out)
+	}
 }
