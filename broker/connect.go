@@ -98,7 +98,7 @@ func (s *Server) connect(c *client, pk *packets.Packet) error {
 	c.connack(v, present, 0, &ackProps)
 	sess.c = c
 	sess.expiry = c.sessionExpiry.Load()
-	s.attach(sess)
+	s.attach(sess, present)
 	if present {
 		sess.resume()
 	}

@@ -200,24 +200,46 @@ func (sess *session) save(disconnected time.Time) {
 // previous run left in flight, and learns how long its stored queue is. A
 // persistent session resumed by a connection that asks for expiry 0 turns
 // back into a memory-only one.
-func (s *Server) attach(sess *session) {
+func (s *Server) attach(sess *session, present bool) {
 	if sess.expiry == 0 {
 		if sess.persist {
 			s.unpersist(sess)
 		}
 		return
 	}
-	sess.persist = true
-	sess.save(time.Time{})
-	s.warm(sess)
 	n, _, err := s.store.Queues().Len(sess.id)
 	if err != nil {
 		s.storeFailed("queue length", sess.id, err)
 	}
-	if n > 0 {
+	if !present && (n > 0 || s.leftInFlight(sess.id)) {
+		// A new session starts empty, whatever an earlier one of the same
+		// ID left that the sweeper has not yet removed. Only then: each
+		// Delete is range deletions, which slow the engine's reads while
+		// they sit in its memtable.
+		if err := s.store.Sessions().Delete(sess.id); err != nil {
+			s.storeFailed("clear session", sess.id, err)
+		}
+		n = 0
+	}
+	sess.persist = true
+	sess.save(time.Time{})
+	s.warm(sess)
+	if n > 0 || sess.flow != nil {
 		f := sess.state()
 		f.stored, f.lastSeq = n, 0
 	}
+}
+
+// leftInFlight reports whether the store holds outbound or inbound QoS 1/2
+// state for id.
+func (s *Server) leftInFlight(id string) bool {
+	found := false
+	stop := func(uint16) bool { found = true; return false }
+	err := s.store.Inflight().Range(id, func(pid uint16, _ *store.Message, _ bool) bool { return stop(pid) })
+	if err == nil && !found {
+		err = s.store.Inflight().RangeInbound(id, stop)
+	}
+	return found || err != nil
 }
 
 // warm loads a session restored at start-up: its messages in flight and
