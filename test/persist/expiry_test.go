@@ -2,6 +2,7 @@ package persist
 
 import (
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/coolpy7/coolpy7/packets"
 )
 
 // tableBytes is the size of the store's tables in dir: the data on disk
@@ -33,12 +36,14 @@ func tableBytes(t *testing.T, dir string) int64 {
 
 // A v5 session ends when its expiry interval runs out: its queue is gone
 // (the client finds no session) and the disk space it took is reclaimed.
+// The expiry is set short only once the queue is full, so that a slow
+// machine cannot end the session while it is being filled.
 func TestSessionExpiryReclaimsDisk(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	b := start(t, dir, "-mq", "100000")
 	sub, _ := connect5(t, b.addr, &paho.Connect{ClientID: "expiring", KeepAlive: 30, CleanStart: true,
-		Properties: &paho.ConnectProperties{SessionExpiryInterval: paho.Uint32(3)}})
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: paho.Uint32(3600)}})
 	sub.subscribe(t, "exp/s", 1)
 	sub.disconnect()
 
@@ -65,8 +70,12 @@ func TestSessionExpiryReclaimsDisk(t *testing.T) {
 	if full < n*size/4 {
 		t.Fatalf("only %d bytes of tables for %d bytes queued", full, n*size)
 	}
-	// The session ends 3 s after the disconnect; the sweeper then flushes
-	// and compacts what its queue took.
+	// The client comes back to shorten its expiry to 1 s and leaves: the
+	// session ends a second later, and the sweeper then flushes and
+	// compacts what its queue took.
+	sub, _ = connect5(t, b.addr, &paho.Connect{ClientID: "expiring", KeepAlive: 30,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: paho.Uint32(1)}})
+	sub.disconnect()
 	deadline := time.Now().Add(20 * time.Second)
 	for tableBytes(t, dir) > full/20 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
@@ -80,7 +89,7 @@ func TestSessionExpiryReclaimsDisk(t *testing.T) {
 		t.Fatalf("store/queued = %d after the session expired", q)
 	}
 	_, ca := connect5(t, b.addr, &paho.Connect{ClientID: "expiring", KeepAlive: 30,
-		Properties: &paho.ConnectProperties{SessionExpiryInterval: paho.Uint32(3)}})
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: paho.Uint32(1)}})
 	if ca.SessionPresent {
 		t.Fatal("the session outlived its expiry interval")
 	}
@@ -155,5 +164,89 @@ func TestTTLFlags(t *testing.T) {
 	time.Sleep(3500 * time.Millisecond) // past -st
 	if _, present := connect3(t, b.addr, "ttl-sub", false); present {
 		t.Fatal("a v3 persistent session outlived -st")
+	}
+}
+
+// -wt: a will whose time passed longer ago than -wt while the broker was
+// down is not published late; within -wt it is (TestRetainedAndWills...).
+func TestWillTTL(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b := start(t, dir, "-wt", "1")
+	watcher, _ := connect3(t, b.addr, "wt-watcher", false)
+	watcher.subscribe(t, "wt/#", 1)
+	watcher.Disconnect(100)
+	c, _ := connect5(t, b.addr, &paho.Connect{ClientID: "wt-dying", KeepAlive: 30,
+		Properties:     &paho.ConnectProperties{SessionExpiryInterval: paho.Uint32(60)},
+		WillMessage:    &paho.WillMessage{Topic: "wt/late", Payload: []byte("late"), QoS: 1},
+		WillProperties: &paho.WillProperties{WillDelayInterval: paho.Uint32(1)}})
+	c.conn.Close()
+	time.Sleep(200 * time.Millisecond)
+	b.stop()
+	time.Sleep(2500 * time.Millisecond) // the will was due 1 s after the close: now 1.5 s past -wt
+
+	b = start(t, dir, "-wt", "1")
+	watcher, present := connect3(t, b.addr, "wt-watcher", false)
+	if !present {
+		t.Fatal("watcher's session not present")
+	}
+	watcher.none(t, time.Second, "a will past -wt")
+}
+
+// -it: an inbound QoS 2 packet ID whose PUBREL has not come within -it is
+// forgotten, so the same packet ID carries a new message after a restart;
+// without -it it is remembered and the resent PUBLISH is not routed again.
+func TestPacketIDTTL(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		routed bool
+	}{{"kept", nil, false}, {"expired", []string{"-it", "1"}, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			b := start(t, dir, tc.args...)
+			sub, _ := connect3(t, b.addr, "it-sub", false)
+			sub.subscribe(t, "it/t", 2)
+			sub.Disconnect(100)
+
+			send := func(addr string, dup bool) {
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				cp := &packets.Packet{Type: packets.Connect}
+				cp.Connect.Level = packets.V311
+				cp.Connect.ClientID = []byte("it-pub")
+				cp.Connect.KeepAlive = 60 // clean session false: persistent
+				p := &packets.Packet{Type: packets.Publish, QoS: 2, Dup: dup, PacketID: 7, Topic: []byte("it/t"), Payload: []byte("once")}
+				conn.Write(append(packets.Encode(nil, cp, packets.V311), packets.Encode(nil, p, packets.V311)...))
+				got := make(chan struct{})
+				go readAcks(conn, func(pid uint16) {
+					if pid == 7 {
+						close(got)
+					}
+				})
+				select {
+				case <-got:
+				case <-time.After(waitTimeout):
+					t.Fatal("no PUBREC")
+				}
+			}
+			send(b.addr, false)
+			b.stop()
+			time.Sleep(2 * time.Second)
+			b = start(t, dir, tc.args...)
+			send(b.addr, true) // as a publisher that lost the PUBREC sends again
+
+			sub, _ = connect3(t, b.addr, "it-sub", false)
+			sub.next(t, "the first delivery")
+			if tc.routed {
+				sub.next(t, "the second delivery, its packet ID forgotten")
+			} else {
+				sub.none(t, time.Second, "a duplicate of a remembered QoS 2 packet ID")
+			}
+		})
 	}
 }

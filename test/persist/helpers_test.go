@@ -28,7 +28,10 @@ import (
 
 const waitTimeout = 10 * time.Second
 
-var binary string
+var (
+	binary     string
+	buildFlags []string
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "coolpy7-persist")
@@ -37,7 +40,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "coolpy7")
-	build := exec.Command("go", "build", "-o", binary, "github.com/coolpy7/coolpy7/cmd/coolpy7")
+	args := append(append([]string{"build"}, buildFlags...), "-o", binary, "github.com/coolpy7/coolpy7/cmd/coolpy7")
+	build := exec.Command("go", args...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building coolpy7:", err)
@@ -118,6 +122,9 @@ func start(t *testing.T, dataDir string, args ...string) *broker {
 		if b.cmd.ProcessState == nil {
 			b.cmd.Process.Kill()
 			<-b.done
+		}
+		if strings.Contains(b.log.String(), "DATA RACE") {
+			t.Errorf("the broker reported a data race")
 		}
 		if t.Failed() {
 			t.Logf("broker log:\n%s", b.log)
@@ -291,16 +298,4 @@ func sysValue(t *testing.T, addr, topic string) int64 {
 		t.Fatalf("%s = %q: %v", topic, m.Payload(), err)
 	}
 	return v
-}
-
-// waitSys polls a $SYS value until ok accepts it or d passes.
-func waitSys(t *testing.T, addr, topic string, d time.Duration, ok func(int64) bool) int64 {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		v := sysValue(t, addr, topic)
-		if ok(v) || time.Now().After(deadline) {
-			return v
-		}
-	}
 }
