@@ -409,7 +409,9 @@ func (c *client) ack(t packets.Type, pid uint16, stored bool) {
 	c.srv.store.Commit().OnDone(func(err error) {
 		if err != nil {
 			c.srv.storeFailed("commit", c.clientID(), err)
-			c.fail(errStoreFailed)
+			// Closing writes the session's record: not on the committer
+			// goroutine, which must not wait for anything.
+			go c.fail(errStoreFailed)
 			return
 		}
 		c.writeAck(t, pid, 0)

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"testing"
+	"time"
 
 	"github.com/coolpy7/coolpy7/packets"
 	"github.com/coolpy7/coolpy7/store"
@@ -86,10 +87,17 @@ func TestFailedCommitClosesUnacknowledged(t *testing.T) {
 	if puback, _ := acks(t, pubConn); len(puback) != 0 {
 		t.Fatalf("PUBACK %v after a failed commit", puback)
 	}
-	pubConn.mu.Lock()
-	closed := pubConn.closed
-	pubConn.mu.Unlock()
-	if !closed {
-		t.Fatal("publisher's connection left open after a failed commit")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pubConn.mu.Lock()
+		closed := pubConn.closed
+		pubConn.mu.Unlock()
+		if closed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("publisher's connection left open after a failed commit")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
