@@ -536,17 +536,13 @@ func (c *client) subscribe(pk *packets.Packet) error {
 			sendRetained = append(sendRetained, retainedReq{filter, opts})
 		}
 	}
-	c.sess.mu.Lock()
-	c.sess.save(time.Time{})
-	c.sess.mu.Unlock()
-	var ack packets.Packet
-	ack.Type = packets.Suback
-	ack.PacketID = pk.PacketID
-	ack.ReasonCodes = codes
-	c.encodeAndWrite(&ack)
-	for _, r := range sendRetained {
-		s.sendRetained(c.sess, r.filter, r.opts)
-	}
+	ack := &packets.Packet{Type: packets.Suback, PacketID: pk.PacketID, ReasonCodes: codes}
+	c.afterSave(func() {
+		c.encodeAndWrite(ack)
+		for _, r := range sendRetained {
+			s.sendRetained(c.sess, r.filter, r.opts)
+		}
+	})
 	return nil
 }
 
@@ -570,14 +566,8 @@ func (c *client) unsubscribe(pk *packets.Packet) {
 			codes[i] = packets.NoSubscriptionExisted
 		}
 	}
-	c.sess.mu.Lock()
-	c.sess.save(time.Time{})
-	c.sess.mu.Unlock()
-	var ack packets.Packet
-	ack.Type = packets.Unsuback
-	ack.PacketID = pk.PacketID
-	ack.ReasonCodes = codes
-	c.encodeAndWrite(&ack)
+	ack := &packets.Packet{Type: packets.Unsuback, PacketID: pk.PacketID, ReasonCodes: codes}
+	c.afterSave(func() { c.encodeAndWrite(ack) })
 }
 
 // disconnect handles a client's DISCONNECT.

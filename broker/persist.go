@@ -431,3 +431,41 @@ func (s *Server) putWill(sess *session, w *Message, fireAt time.Time) {
 		s.storeFailed("put will", sess.id, err)
 	}
 }
+
+// afterSave saves a persistent session's record (its subscriptions changed)
+// and runs answer, the SUBACK or UNSUBACK, once the record is durable: a
+// subscription acknowledged is not lost in a crash. answer runs at once for
+// a clean session or when the commit is already complete, and otherwise on
+// a goroutine of its own once it is (SUBSCRIBE is rare next to PUBLISH; the
+// committer goroutine must not do the retained deliveries that follow a
+// SUBACK, which write to the store). A failed commit closes the connection
+// unanswered.
+func (c *client) afterSave(answer func()) {
+	sess := c.sess
+	sess.mu.Lock()
+	persist := sess.persist
+	sess.save(time.Time{})
+	sess.mu.Unlock()
+	if !persist {
+		answer()
+		return
+	}
+	p := c.srv.store.Commit()
+	done := func() {
+		if err := p.Err(); err != nil {
+			c.srv.storeFailed("commit", sess.id, err)
+			c.fail(errStoreFailed)
+			return
+		}
+		answer()
+	}
+	select {
+	case <-p.Done():
+		done()
+	default:
+		go func() {
+			<-p.Done()
+			done()
+		}()
+	}
+}

@@ -250,3 +250,41 @@ func TestPacketIDTTL(t *testing.T) {
 		})
 	}
 }
+
+// A persistent session whose client was connected when the broker was
+// killed comes back disconnected: it keeps its subscriptions and queues
+// for its client, and its expiry counts from the restart.
+func TestConnectedAtCrash(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b := start(t, dir)
+	cp := &paho.Connect{ClientID: "at-crash", KeepAlive: 30, CleanStart: true,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: paho.Uint32(3)}}
+	sub, _ := connect5(t, b.addr, cp)
+	sub.subscribe(t, "crash/connected", 1)
+	b.kill()
+	sub.conn.Close()
+
+	b = start(t, dir)
+	restarted := time.Now()
+	pub, _ := connect3(t, b.addr, "at-crash-pub", true)
+	pub.publish(t, "crash/connected", 1, false, "while away")
+	cp.CleanStart = false
+	sub, ca := connect5(t, b.addr, cp)
+	if !ca.SessionPresent {
+		t.Fatal("session of a client connected at the crash not present after the restart")
+	}
+	select {
+	case p := <-sub.msgs:
+		if string(p.Payload) != "while away" {
+			t.Fatalf("got %q", p.Payload)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the message queued after the restart did not come")
+	}
+	sub.disconnect()
+	time.Sleep(time.Until(restarted.Add(4500 * time.Millisecond)))
+	if _, ca := connect5(t, b.addr, cp); ca.SessionPresent {
+		t.Fatal("session outlived its expiry after the restart")
+	}
+}
