@@ -161,7 +161,7 @@ type client3 struct {
 	msgs chan mqtt.Message
 }
 
-func connect3(t *testing.T, addr, id string, clean bool) (*client3, bool) {
+func connect3(t *testing.T, addr, id string, clean bool, mods ...func(*mqtt.ClientOptions)) (*client3, bool) {
 	t.Helper()
 	c := &client3{msgs: make(chan mqtt.Message, 100000)}
 	o := mqtt.NewClientOptions().
@@ -178,6 +178,9 @@ func connect3(t *testing.T, addr, id string, clean bool) (*client3, bool) {
 		SetOrderMatters(true).
 		SetStore(mqtt.NewMemoryStore()).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { c.msgs <- m })
+	for _, m := range mods {
+		m(o)
+	}
 	c.Client = mqtt.NewClient(o)
 	tok := c.Connect().(*mqtt.ConnectToken)
 	if !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {

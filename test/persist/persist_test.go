@@ -110,18 +110,30 @@ func TestRestart(t *testing.T) {
 
 // The same, but the broker is killed with SIGKILL while the publisher is
 // mid-stream: every message whose PUBACK (QoS 1) or PUBREC (QoS 2) the
-// publisher got before the kill is delivered after the restart.
+// publisher got before the kill is delivered after the restart. The
+// subscriber is offline (messages queued), or online but acknowledging
+// nothing (messages in flight, to be sent again after the restart).
 func TestCrash(t *testing.T) {
-	for _, qos := range []byte{1, 2} {
-		t.Run(fmt.Sprintf("qos%d", qos), func(t *testing.T) {
+	for _, tc := range []struct {
+		qos    byte
+		online bool
+	}{{1, false}, {2, false}, {1, true}, {2, true}} {
+		qos := tc.qos
+		name := fmt.Sprintf("qos%d/offline", qos)
+		if tc.online {
+			name = fmt.Sprintf("qos%d/inflight", qos)
+		}
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			b := start(t, dir)
-			id := fmt.Sprintf("crash-sub-%d", qos)
+			id := fmt.Sprintf("crash-sub-%d-%v", qos, tc.online)
 			topic := fmt.Sprintf("crash/%d", qos)
-			sub, _ := connect3(t, b.addr, id, false)
+			sub, _ := connect3(t, b.addr, id, false, func(o *mqtt.ClientOptions) { o.SetAutoAckDisabled(true) })
 			sub.subscribe(t, topic, qos)
-			sub.Disconnect(100)
+			if !tc.online {
+				sub.Disconnect(100)
+			}
 
 			// A raw publisher: it records exactly which acknowledgements
 			// reached it, with no client library retrying behind its back.
@@ -171,6 +183,7 @@ func TestCrash(t *testing.T) {
 			}
 			b.kill()
 			<-readerDone
+			sub.Disconnect(0)
 			mu.Lock()
 			want := acked
 			mu.Unlock()
