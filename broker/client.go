@@ -478,6 +478,9 @@ func (c *client) publish(pk *packets.Packet) error {
 		if !sys {
 			s.route(&p)
 		}
+		if p.failed {
+			return errStoreFailed
+		}
 		c.ack(packets.Puback, pk.PacketID, p.stored)
 	case 2:
 		isNew, ok := c.sess.addInbound2(pk.PacketID, s.cfg.ReceiveMaximum)
@@ -487,8 +490,15 @@ func (c *client) publish(pk *packets.Packet) error {
 		if isNew && !sys {
 			s.route(&p)
 		}
-		if isNew && c.sess.markInbound(pk.PacketID) {
-			p.stored = true
+		if isNew {
+			stored, failed := c.sess.markInbound(pk.PacketID)
+			p.stored = p.stored || stored
+			p.failed = p.failed || failed
+		}
+		if p.failed {
+			// Forgotten, so that the message is routed when sent again.
+			c.sess.release(pk.PacketID)
+			return errStoreFailed
 		}
 		c.ack(packets.Pubrec, pk.PacketID, p.stored)
 	}

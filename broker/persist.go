@@ -166,9 +166,9 @@ func (s *Server) armExpiry(sess *session, since time.Time) {
 	sess.offlineState().expiry = time.AfterFunc(time.Until(since.Add(d)), func() { s.expire(sess) })
 }
 
-// storeFailed logs a failed store write. The broker stays up: a message
-// whose write failed is not acknowledged (see ack), so the publisher sends
-// it again.
+// storeFailed logs a failed store write. The broker stays up; a PUBLISH
+// whose write failed is not acknowledged (pub.failed), so the publisher
+// sends it again.
 func (s *Server) storeFailed(what, id string, err error) {
 	s.log.Error("store write failed", "op", what, "client", id, "err", err)
 }
@@ -184,7 +184,7 @@ func (sess *session) record(disconnected time.Time) *store.SessionRecord {
 	return rec
 }
 
-// saveSession writes sess's record; disconnected is zero while connected.
+// save writes sess's record; disconnected is zero while connected.
 // Callers hold sess.mu.
 func (sess *session) save(disconnected time.Time) {
 	if !sess.persist || sess.gone {
@@ -340,6 +340,7 @@ func (s *session) deliverStored(p *pub, qos byte, retain bool, ids []uint32) {
 			pid := f.allocPID()
 			if err := st.Inflight().Put(s.id, pid, sm); err != nil {
 				s.srv.storeFailed("put inflight", s.id, err)
+				p.failed = true
 			}
 			f.inflight = append(f.inflight, delivery{msg: m, ids: cloneIDs(ids), pid: pid, qos: qos, retain: retain})
 			c.writePublish(p, qos, retain, false, pid, ids)
@@ -353,6 +354,7 @@ func (s *session) deliverStored(p *pub, qos byte, retain bool, ids []uint32) {
 	if err != nil {
 		if err != store.ErrQueueFull {
 			s.srv.storeFailed("queue", s.id, err)
+			p.failed = true
 		}
 		return
 	}

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -99,5 +101,54 @@ func TestFailedCommitClosesUnacknowledged(t *testing.T) {
 			t.Fatal("publisher's connection left open after a failed commit")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// failingQueues refuses every Append, as a full or broken disk would.
+type failingQueues struct{ store.Queues }
+
+func (failingQueues) Append(string, *store.Message) (uint64, int, error) {
+	return 0, 0, errors.New("disk full")
+}
+
+type failingStore struct{ store.Store }
+
+func (f failingStore) Queues() store.Queues { return failingQueues{f.Store.Queues()} }
+
+// A PUBLISH whose store write failed is not acknowledged: the connection
+// closes so that the publisher sends it again, and at QoS 2 its packet ID
+// is forgotten so that the resent message is routed.
+func TestFailedWriteNotAcknowledged(t *testing.T) {
+	for _, qos := range []byte{1, 2} {
+		t.Run(fmt.Sprint("qos", qos), func(t *testing.T) {
+			s := newTestServer(t)
+			s.store = failingStore{s.store}
+			durable := connectPkt("offline-sub")
+			durable.Connect.CleanStart = false
+			st := open(s, &fakeConn{discard: true})
+			s.Data(st, encode(packets.V311, durable, subscribePkt(1, "durable/t", 2),
+				&packets.Packet{Type: packets.Disconnect}))
+
+			pubConn := &fakeConn{}
+			pub := connectPkt("failing-pub")
+			pub.Connect.CleanStart = false
+			s.Data(open(s, pubConn), encode(packets.V311, pub,
+				&packets.Packet{Type: packets.Publish, QoS: qos, PacketID: 5, Topic: []byte("durable/t"), Payload: []byte("x")}))
+			if puback, pubrec := acks(t, pubConn); len(puback)+len(pubrec) != 0 {
+				t.Fatalf("acknowledged a message the store failed to write: PUBACK %v PUBREC %v", puback, pubrec)
+			}
+			pubConn.mu.Lock()
+			closed := pubConn.closed
+			pubConn.mu.Unlock()
+			if !closed {
+				t.Fatal("connection left open after a failed write")
+			}
+			sess := s.sessions["failing-pub"]
+			sess.mu.Lock()
+			defer sess.mu.Unlock()
+			if f := sess.flow; f != nil && len(f.inbound2) > 0 {
+				t.Fatalf("packet ID still marked received: %v", f.inbound2)
+			}
+		})
 	}
 }

@@ -24,8 +24,9 @@ type pub struct {
 	from    *session
 	msg     *Message
 	// stored is set when routing wrote p to the store, so that its
-	// acknowledgement waits for the commit.
-	stored bool
+	// acknowledgement waits for the commit; failed when such a write
+	// failed, so that it is not acknowledged at all.
+	stored, failed bool
 }
 
 // message returns the retained form of p, making it on first use.
@@ -127,6 +128,7 @@ func (s *Server) retain(p *pub) {
 		if s.retained.Delete(stringOf(p.topic)) && keep {
 			if err := s.store.Retained().Delete(string(p.topic)); err != nil {
 				s.storeFailed("delete retained", "", err)
+				p.failed = true
 			}
 			p.stored = true
 		}
@@ -145,6 +147,7 @@ func (s *Server) retain(p *pub) {
 	if keep {
 		if err := s.store.Retained().Set(string(p.topic), &m.Message); err != nil {
 			s.storeFailed("set retained", "", err)
+			p.failed = true
 		}
 		p.stored = true
 	}

@@ -365,15 +365,17 @@ func (s *session) forget(pid uint16) {
 
 // markInbound records a persistent session's inbound QoS 2 packet ID in
 // the store, after the message was routed, so that a crash never leaves
-// the mark without the message.
-func (s *session) markInbound(pid uint16) bool {
+// the mark without the message. It reports whether it wrote, and whether
+// the write failed.
+func (s *session) markInbound(pid uint16) (stored, failed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.persist {
-		return false
+		return false, false
 	}
 	if err := s.srv.store.Inflight().PutInbound(s.id, pid); err != nil {
 		s.srv.storeFailed("put inbound", s.id, err)
+		return true, true
 	}
-	return true
+	return true, false
 }
