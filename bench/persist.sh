@@ -55,7 +55,7 @@ mkdir -p "$here/results"
 
 start_coolpy7() { # port, extra flags... (on $tmp/data as it is)
 	local port=$1; shift
-	"$tmp/bin/coolpy7" -l "127.0.0.1:$port" -data "$tmp/data" -sys 0 -log warn "$@" 2>"$tmp/coolpy7.log" &
+	"$tmp/bin/coolpy7" -l "127.0.0.1:$port" -data "$tmp/data" -sys 1 -log warn "$@" 2>"$tmp/coolpy7.log" &
 	pid=$!
 	wait_port "$port"
 }
@@ -92,6 +92,12 @@ for run in $RUNS; do
 				-duration 10s -drain 10s -rss-pid "$pid" --json --name persist-qos1 --broker "$b" \
 				>"$here/results/persist-qos1-$b.json" 2>"$tmp/bench.log" || { tail "$tmp/bench.log"; exit 1; }
 			tail -n 12 "$tmp/bench.log" >&2
+			case $b in
+			coolpy7*)
+				# The group commit's evidence: store writes and fsyncs.
+				mosquitto_sub -p "$port" -t '$SYS/broker/store/writes' -t '$SYS/broker/store/syncs' -v -C 2 -W 5 >&2 || true
+				;;
+			esac
 			stop_broker
 		done
 		;;

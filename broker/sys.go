@@ -43,6 +43,9 @@ func (s *Server) publishSys() {
 		{"$SYS/broker/store/dropped", ss.Dropped},
 		{"$SYS/broker/store/expired", ss.Expired},
 		{"$SYS/broker/store/disk_bytes", int64(ss.DiskBytes)},
+		// Writes per fsync is the group commit at work.
+		{"$SYS/broker/store/writes", ss.Writes},
+		{"$SYS/broker/store/syncs", ss.Syncs},
 	} {
 		s.publishInternal(kv.topic, []byte(strconv.FormatInt(kv.value, 10)))
 	}
