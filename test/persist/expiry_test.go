@@ -288,3 +288,50 @@ func TestConnectedAtCrash(t *testing.T) {
 		t.Fatal("session outlived its expiry after the restart")
 	}
 }
+
+// A persistent session resumed with session expiry 0 stops being
+// persistent: it gets what was queued for it, and ends with its connection.
+func TestResumeWithExpiryZero(t *testing.T) {
+	t.Parallel()
+	b := start(t, t.TempDir())
+	cp := &paho.Connect{ClientID: "to-zero", KeepAlive: 30, CleanStart: true,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: paho.Uint32(600)}}
+	sub, _ := connect5(t, b.addr, cp)
+	sub.subscribe(t, "zero/t", 1)
+	sub.disconnect()
+	pub, _ := connect3(t, b.addr, "to-zero-pub", true)
+	pub.publish(t, "zero/t", 1, false, "queued")
+
+	cp.CleanStart = false
+	cp.Properties.SessionExpiryInterval = paho.Uint32(0)
+	sub, ca := connect5(t, b.addr, cp)
+	if !ca.SessionPresent {
+		t.Fatal("session not resumed")
+	}
+	select {
+	case p := <-sub.msgs:
+		if string(p.Payload) != "queued" {
+			t.Fatalf("got %q", p.Payload)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the queued message did not come")
+	}
+	pub.publish(t, "zero/t", 1, false, "live")
+	select {
+	case p := <-sub.msgs:
+		if string(p.Payload) != "live" {
+			t.Fatalf("got %q", p.Payload)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("a live message did not come")
+	}
+	sub.disconnect()
+	time.Sleep(200 * time.Millisecond)
+	if q := sysValue(t, b.addr, "$SYS/broker/store/queued"); q != 0 {
+		t.Fatalf("store/queued = %d", q)
+	}
+	cp.Properties.SessionExpiryInterval = paho.Uint32(600)
+	if _, ca := connect5(t, b.addr, cp); ca.SessionPresent {
+		t.Fatal("the session outlived a connection with expiry 0")
+	}
+}
