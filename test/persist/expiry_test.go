@@ -46,6 +46,9 @@ func TestSessionExpiryReclaimsDisk(t *testing.T) {
 		Properties: &paho.ConnectProperties{SessionExpiryInterval: paho.Uint32(3600)}})
 	sub.subscribe(t, "exp/s", 1)
 	sub.disconnect()
+	// The DISCONNECT may be handled on another event loop than the first
+	// PUBLISHes, which would find the session connected and go into flight.
+	time.Sleep(300 * time.Millisecond)
 
 	const n, size = 30000, 1000
 	pub, _ := connect3(t, b.addr, "filler", true)
