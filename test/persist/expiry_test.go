@@ -141,14 +141,14 @@ func TestMessageExpiry(t *testing.T) {
 func TestTTLFlags(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	b := start(t, dir, "-ot", "1", "-rt", "1", "-st", "3")
+	b := start(t, dir, "-ot", "1", "-rt", "1", "-st", "5")
 	sub, _ := connect3(t, b.addr, "ttl-sub", false)
 	sub.subscribe(t, "ttl/#", 1)
 	sub.Disconnect(100)
 	pub, _ := connect3(t, b.addr, "ttl-pub", true)
 	pub.publish(t, "ttl/q", 1, false, "queued")
 	pub.publish(t, "ttl/r", 1, true, "retained")
-	time.Sleep(2 * time.Second) // past -ot and -rt, within -st
+	time.Sleep(2500 * time.Millisecond) // past -ot and -rt (whole seconds, up to one late), within -st
 
 	sub, present := connect3(t, b.addr, "ttl-sub", false)
 	if !present {
@@ -164,7 +164,7 @@ func TestTTLFlags(t *testing.T) {
 		t.Fatalf("got %q", m.Payload())
 	}
 	sub.Disconnect(100)
-	time.Sleep(3500 * time.Millisecond) // past -st
+	time.Sleep(5500 * time.Millisecond) // past -st
 	if _, present := connect3(t, b.addr, "ttl-sub", false); present {
 		t.Fatal("a v3 persistent session outlived -st")
 	}
@@ -184,9 +184,14 @@ func TestWillTTL(t *testing.T) {
 		WillMessage:    &paho.WillMessage{Topic: "wt/late", Payload: []byte("late"), QoS: 1},
 		WillProperties: &paho.WillProperties{WillDelayInterval: paho.Uint32(1)}})
 	c.conn.Close()
-	time.Sleep(200 * time.Millisecond)
+	// Not stopped before the broker sees the close: a shutdown publishes
+	// the wills of connected clients at once.
+	waitConnected(t, b.addr, 0)
 	b.stop()
-	time.Sleep(2500 * time.Millisecond) // the will was due 1 s after the close: now 1.5 s past -wt
+	// The will was due 1 s after the close; the store counts TTLs in whole
+	// seconds, never early but up to a second late, so wait until it is
+	// 2.5 s past due.
+	time.Sleep(3500 * time.Millisecond)
 
 	b = start(t, dir, "-wt", "1")
 	watcher, present := connect3(t, b.addr, "wt-watcher", false)
@@ -239,7 +244,7 @@ func TestPacketIDTTL(t *testing.T) {
 			}
 			send(b.addr, false)
 			b.stop()
-			time.Sleep(2 * time.Second)
+			time.Sleep(2500 * time.Millisecond) // TTLs are whole seconds, up to one late
 			b = start(t, dir, tc.args...)
 			send(b.addr, true) // as a publisher that lost the PUBREC sends again
 

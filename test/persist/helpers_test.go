@@ -302,3 +302,20 @@ func sysValue(t *testing.T, addr, topic string) int64 {
 	}
 	return v
 }
+
+// waitConnected waits until $SYS/broker/clients/connected, which counts the
+// reader itself, is want+1: the broker has seen every other close.
+func waitConnected(t *testing.T, addr string, want int64) {
+	t.Helper()
+	c, _ := connect3(t, addr, fmt.Sprintf("sys-%d", time.Now().UnixNano()), true)
+	defer c.Disconnect(0)
+	c.subscribe(t, "$SYS/broker/clients/connected", 0)
+	deadline := time.Now().Add(waitTimeout)
+	for time.Now().Before(deadline) {
+		m := c.next(t, "$SYS/broker/clients/connected")
+		if v, err := strconv.ParseInt(string(m.Payload()), 10, 64); err == nil && v == want+1 {
+			return
+		}
+	}
+	t.Fatalf("broker still counts more than %d other connections after %v", want, waitTimeout)
+}

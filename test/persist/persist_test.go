@@ -257,7 +257,9 @@ func TestRetainedAndWillsSurviveRestart(t *testing.T) {
 			WillProperties: &paho.WillProperties{WillDelayInterval: paho.Uint32(w.delay)}})
 		c.conn.Close()
 	}
-	time.Sleep(200 * time.Millisecond) // the broker sees both closes
+	// The broker must see both closes first: a shutdown publishes the
+	// wills of connected clients at once.
+	waitConnected(t, b.addr, 0)
 	b.stop()
 	stopped := time.Now()
 	time.Sleep(1500 * time.Millisecond) // past the short delay, not the long one
