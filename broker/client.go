@@ -546,13 +546,22 @@ func (c *client) subscribe(pk *packets.Packet) error {
 			sendRetained = append(sendRetained, retainedReq{filter, opts})
 		}
 	}
-	ack := &packets.Packet{Type: packets.Suback, PacketID: pk.PacketID, ReasonCodes: codes}
-	c.afterSave(func() {
-		c.encodeAndWrite(ack)
-		for _, r := range sendRetained {
-			s.sendRetained(c.sess, r.filter, r.opts)
-		}
-	})
+	ack := packets.Packet{Type: packets.Suback, PacketID: pk.PacketID, ReasonCodes: codes}
+	if p, wait := c.saveSubs(); wait {
+		// Copies, so that only this path puts the packet on the heap.
+		ack, retained := ack, sendRetained
+		c.afterCommit(p, func() {
+			c.encodeAndWrite(&ack)
+			for _, r := range retained {
+				s.sendRetained(c.sess, r.filter, r.opts)
+			}
+		})
+		return nil
+	}
+	c.encodeAndWrite(&ack)
+	for _, r := range sendRetained {
+		s.sendRetained(c.sess, r.filter, r.opts)
+	}
 	return nil
 }
 
@@ -576,8 +585,13 @@ func (c *client) unsubscribe(pk *packets.Packet) {
 			codes[i] = packets.NoSubscriptionExisted
 		}
 	}
-	ack := &packets.Packet{Type: packets.Unsuback, PacketID: pk.PacketID, ReasonCodes: codes}
-	c.afterSave(func() { c.encodeAndWrite(ack) })
+	ack := packets.Packet{Type: packets.Unsuback, PacketID: pk.PacketID, ReasonCodes: codes}
+	if p, wait := c.saveSubs(); wait {
+		ack := ack
+		c.afterCommit(p, func() { c.encodeAndWrite(&ack) })
+		return
+	}
+	c.encodeAndWrite(&ack)
 }
 
 // disconnect handles a client's DISCONNECT.

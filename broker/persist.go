@@ -434,28 +434,30 @@ func (s *Server) putWill(sess *session, w *Message, fireAt time.Time) {
 	}
 }
 
-// afterSave saves a persistent session's record (its subscriptions changed)
-// and runs answer, the SUBACK or UNSUBACK, once the record is durable: a
-// subscription acknowledged is not lost in a crash. answer runs at once for
-// a clean session or when the commit is already complete, and otherwise on
-// a goroutine of its own once it is (SUBSCRIBE is rare next to PUBLISH; the
+// saveSubs saves a persistent session's record after its subscriptions
+// changed and returns the commit its SUBACK or UNSUBACK must wait for, so
+// that an acknowledged subscription is not lost in a crash; wait is false
+// for a clean session, which answers at once.
+func (c *client) saveSubs() (p store.Pending, wait bool) {
+	sess := c.sess
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if !sess.persist {
+		return p, false
+	}
+	sess.save(time.Time{})
+	return c.srv.store.Commit(), true
+}
+
+// afterCommit runs answer once p is complete: at once if it is, otherwise
+// on a goroutine of its own (SUBSCRIBE is rare next to PUBLISH, and the
 // committer goroutine must not do the retained deliveries that follow a
 // SUBACK, which write to the store). A failed commit closes the connection
 // unanswered.
-func (c *client) afterSave(answer func()) {
-	sess := c.sess
-	sess.mu.Lock()
-	persist := sess.persist
-	sess.save(time.Time{})
-	sess.mu.Unlock()
-	if !persist {
-		answer()
-		return
-	}
-	p := c.srv.store.Commit()
+func (c *client) afterCommit(p store.Pending, answer func()) {
 	done := func() {
 		if err := p.Err(); err != nil {
-			c.srv.storeFailed("commit", sess.id, err)
+			c.srv.storeFailed("commit", c.clientID(), err)
 			c.fail(errStoreFailed)
 			return
 		}
