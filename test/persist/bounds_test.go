@@ -29,7 +29,7 @@ func TestQueueBounds(t *testing.T) {
 			// The DISCONNECT may be handled on another event loop than
 			// the publisher's first PUBLISH; a message that finds the
 			// subscriber still connected goes into flight, not the queue.
-			time.Sleep(300 * time.Millisecond)
+			waitConnected(t, b.addr, 0)
 			pub, _ := connect3(t, b.addr, "bounds-pub", true)
 			for i := range 10 {
 				pub.publish(t, "b/q", 1, false, fmt.Sprintf("m%04d", i))

@@ -48,7 +48,7 @@ func TestSessionExpiryReclaimsDisk(t *testing.T) {
 	sub.disconnect()
 	// The DISCONNECT may be handled on another event loop than the first
 	// PUBLISHes, which would find the session connected and go into flight.
-	time.Sleep(300 * time.Millisecond)
+	waitConnected(t, b.addr, 0)
 
 	const n, size = 30000, 1000
 	pub, _ := connect3(t, b.addr, "filler", true)
@@ -145,6 +145,9 @@ func TestTTLFlags(t *testing.T) {
 	sub, _ := connect3(t, b.addr, "ttl-sub", false)
 	sub.subscribe(t, "ttl/#", 1)
 	sub.Disconnect(100)
+	// A message that finds the subscriber still connected goes into
+	// flight, where -ot does not apply (MQTT keeps it until acknowledged).
+	waitConnected(t, b.addr, 0)
 	pub, _ := connect3(t, b.addr, "ttl-pub", true)
 	pub.publish(t, "ttl/q", 1, false, "queued")
 	pub.publish(t, "ttl/r", 1, true, "retained")
