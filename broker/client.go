@@ -472,22 +472,35 @@ func (c *client) publish(pk *packets.Packet) error {
 			s.route(&p)
 		}
 	case 1:
-		// The acknowledgement goes out before the fan-out: the broker owns
-		// the message from here, and the publisher need not wait for it to
-		// be written to every subscriber.
-		c.writeAck(packets.Puback, pk.PacketID, 0)
+		// The acknowledgement follows the fan-out, which tells whether the
+		// message had to be stored; if so it waits for the store's commit
+		// (persist.go).
 		if !sys {
 			s.route(&p)
 		}
+		if p.failed {
+			return errStoreFailed
+		}
+		c.ack(packets.Puback, pk.PacketID, p.stored)
 	case 2:
 		isNew, ok := c.sess.addInbound2(pk.PacketID, s.cfg.ReceiveMaximum)
 		if !ok {
 			return errReceiveMax
 		}
-		c.writeAck(packets.Pubrec, pk.PacketID, 0)
 		if isNew && !sys {
 			s.route(&p)
 		}
+		if isNew {
+			stored, failed := c.sess.markInbound(pk.PacketID)
+			p.stored = p.stored || stored
+			p.failed = p.failed || failed
+		}
+		if p.failed {
+			// Forgotten, so that the message is routed when sent again.
+			c.sess.release(pk.PacketID)
+			return errStoreFailed
+		}
+		c.ack(packets.Pubrec, pk.PacketID, p.stored)
 	}
 	return nil
 }
@@ -533,10 +546,18 @@ func (c *client) subscribe(pk *packets.Packet) error {
 			sendRetained = append(sendRetained, retainedReq{filter, opts})
 		}
 	}
-	var ack packets.Packet
-	ack.Type = packets.Suback
-	ack.PacketID = pk.PacketID
-	ack.ReasonCodes = codes
+	ack := packets.Packet{Type: packets.Suback, PacketID: pk.PacketID, ReasonCodes: codes}
+	if p, wait := c.saveSubs(); wait {
+		// Copies, so that only this path puts the packet on the heap.
+		ack, retained := ack, sendRetained
+		c.afterCommit(p, func() {
+			c.encodeAndWrite(&ack)
+			for _, r := range retained {
+				s.sendRetained(c.sess, r.filter, r.opts)
+			}
+		})
+		return nil
+	}
 	c.encodeAndWrite(&ack)
 	for _, r := range sendRetained {
 		s.sendRetained(c.sess, r.filter, r.opts)
@@ -564,10 +585,12 @@ func (c *client) unsubscribe(pk *packets.Packet) {
 			codes[i] = packets.NoSubscriptionExisted
 		}
 	}
-	var ack packets.Packet
-	ack.Type = packets.Unsuback
-	ack.PacketID = pk.PacketID
-	ack.ReasonCodes = codes
+	ack := packets.Packet{Type: packets.Unsuback, PacketID: pk.PacketID, ReasonCodes: codes}
+	if p, wait := c.saveSubs(); wait {
+		ack := ack
+		c.afterCommit(p, func() { c.encodeAndWrite(&ack) })
+		return
+	}
 	c.encodeAndWrite(&ack)
 }
 

@@ -98,6 +98,7 @@ func (s *Server) connect(c *client, pk *packets.Packet) error {
 	c.connack(v, present, 0, &ackProps)
 	sess.c = c
 	sess.expiry = c.sessionExpiry.Load()
+	s.attach(sess, present)
 	if present {
 		sess.resume()
 	}
@@ -208,6 +209,7 @@ func (s *Server) detach(c *client) {
 	}
 	sess.c = nil
 	sess.expiry = c.sessionExpiry.Load()
+	now := time.Now()
 	will := c.will.Swap(nil)
 	if c.has(flagDisconnected) {
 		will = nil
@@ -219,11 +221,23 @@ func (s *Server) detach(c *client) {
 		o := sess.offlineState()
 		o.will = will
 		delay := time.Duration(min(c.willDelay, sess.expiry)) * time.Second
+		if d, ok := s.offlineFor(sess.expiry); ok {
+			delay = min(delay, d)
+		}
 		o.willTimer = time.AfterFunc(delay, func() { s.fireWill(sess) })
+		if sess.persist {
+			s.putWill(sess, will, now.Add(delay))
+		}
 		will = nil
 	}
-	if !ends && sess.expiry != neverExpire {
-		sess.offlineState().expiry = time.AfterFunc(time.Duration(sess.expiry)*time.Second, func() { s.expire(sess) })
+	if !ends {
+		s.armExpiry(sess, now)
+		sess.save(now)
+		if f := sess.flow; f != nil && sess.persist {
+			// The stored queue's length is read again at the next CONNECT.
+			f.stored = 0
+			sess.trim()
+		}
 	}
 	sess.mu.Unlock()
 	if will != nil {
@@ -236,9 +250,18 @@ func (s *Server) detach(c *client) {
 
 // fireWill publishes a delayed will whose delay ran out.
 func (s *Server) fireWill(sess *session) {
+	if s.closing.Load() {
+		// Kept in the store, if persistent, for the next run.
+		return
+	}
 	sess.mu.Lock()
 	var w *Message
 	if o := sess.off; o != nil {
+		if o.will != nil && sess.persist {
+			if err := s.store.Wills().Delete(sess.id); err != nil {
+				s.storeFailed("delete will", sess.id, err)
+			}
+		}
 		w = o.will
 		o.will, o.willTimer = nil, nil
 		if o.expiry == nil {
@@ -253,6 +276,9 @@ func (s *Server) fireWill(sess *session) {
 
 // expire ends an offline session whose expiry interval passed.
 func (s *Server) expire(sess *session) {
+	if s.closing.Load() {
+		return
+	}
 	sess.mu.Lock()
 	if sess.c != nil || sess.gone {
 		sess.mu.Unlock()
@@ -284,10 +310,15 @@ func (s *Server) dropSession(sess *session) {
 		sess.mu.Unlock()
 		return
 	}
+	sess.stopOffline(true)
+	if sess.persist {
+		if err := s.store.Sessions().Delete(sess.id); err != nil {
+			s.storeFailed("delete session", sess.id, err)
+		}
+	}
 	sess.gone = true
 	subs := sess.subs
 	sess.subs, sess.flow = nil, nil
-	sess.stopOffline(true)
 	sess.mu.Unlock()
 	for _, sub := range subs {
 		s.subs.Unsubscribe(sub.filter, sess)

@@ -9,6 +9,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/coolpy7/coolpy7/config"
 	"github.com/coolpy7/coolpy7/packets"
+	"github.com/coolpy7/coolpy7/store"
 	"github.com/coolpy7/coolpy7/topics"
 	"github.com/coolpy7/coolpy7/transport"
 )
@@ -32,6 +34,9 @@ type Server struct {
 
 	subs     *topics.Trie[*session]
 	retained RetainedStore
+	// store keeps persistent sessions, their queues and messages in
+	// flight, retained messages and delayed wills (persist.go).
+	store store.Store
 
 	sessMu   sync.Mutex
 	sessions map[string]*session
@@ -111,6 +116,16 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		if cfg.WSSListen != "" {
 			s.listeners = append(s.listeners, transport.NewWebSocket(cfg.WSSListen, transport.WSOptions{Origins: cfg.WSOrigins}, t, s))
 		}
+	}
+	st, err := openStore(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.store = st
+	if err := s.load(); err != nil {
+		s.closing.Store(true) // the restored timers do nothing now
+		_ = st.Close()
+		return nil, fmt.Errorf("loading the store: %w", err)
 	}
 	return s, nil
 }
@@ -199,6 +214,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			l.Stop()
 		}
 		s.done.Wait()
+		if err := s.store.Close(); err != nil {
+			s.log.Error("closing the store", "err", err)
+		}
 		close(stopped)
 	}()
 	select {

@@ -13,6 +13,7 @@ func (s *Server) publishSys() {
 	sessions := len(s.sessions)
 	s.sessMu.Unlock()
 	up := int64(time.Since(s.started) / time.Second)
+	ss := s.store.Stats()
 	for _, kv := range [...]struct {
 		topic string
 		value int64
@@ -35,6 +36,16 @@ func (s *Server) publishSys() {
 		{"$SYS/broker/errors/connect_timeout", st.connectTimeouts.Load()},
 		{"$SYS/broker/errors/keepalive_timeout", st.keepaliveTimeouts.Load()},
 		{"$SYS/broker/errors/write_timeout", st.writeTimeouts.Load()},
+		// The store's own figures: dropped counts full persistent queues
+		// over the store's whole life (also in messages/dropped since start).
+		{"$SYS/broker/store/queued", ss.Queued},
+		{"$SYS/broker/store/queued_bytes", ss.QueuedBytes},
+		{"$SYS/broker/store/dropped", ss.Dropped},
+		{"$SYS/broker/store/expired", ss.Expired},
+		{"$SYS/broker/store/disk_bytes", int64(ss.DiskBytes)},
+		// Writes per fsync is the group commit at work.
+		{"$SYS/broker/store/writes", ss.Writes},
+		{"$SYS/broker/store/syncs", ss.Syncs},
 	} {
 		s.publishInternal(kv.topic, []byte(strconv.FormatInt(kv.value, 10)))
 	}
