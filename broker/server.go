@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coolpy7/coolpy7/config"
+	"github.com/coolpy7/coolpy7/hooks"
 	"github.com/coolpy7/coolpy7/packets"
 	"github.com/coolpy7/coolpy7/topics"
 	"github.com/coolpy7/coolpy7/transport"
@@ -38,6 +39,7 @@ type Server struct {
 
 	silent   *wheel       // connect timeout and keepalive
 	stalls   *wheel       // write timeout
+	expiring *wheel       // credentials that lapse (auth.go)
 	clock    atomic.Int64 // coarse ticks since start, see keepalive.go
 	started  time.Time
 	shareSeq atomic.Uint64
@@ -46,6 +48,11 @@ type Server struct {
 	done     sync.WaitGroup
 
 	stats stats
+
+	sec      security    // authentication, ACL, limits, bans (auth.go)
+	hooks    Hooks       // nil for none (hooks.go)
+	hookEv   hooks.Event // what hooks wants, 0 without hooks
+	hookPool *pool       // runs blocking hooks; nil unless they block
 }
 
 // RetainedStore keeps retained messages. It is the seam for persistence:
@@ -66,6 +73,7 @@ type stats struct {
 	protocolErrors                     atomic.Int64
 	connectTimeouts, keepaliveTimeouts atomic.Int64
 	writeTimeouts                      atomic.Int64
+	authStats
 }
 
 var (
@@ -91,6 +99,10 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.silent = newWheel(s, s.checkSilent)
 	s.stalls = newWheel(s, s.checkStalled)
+	s.expiring = newWheel(s, s.checkExpired)
+	if err := s.setupSecurity(); err != nil {
+		return nil, err
+	}
 	if cfg.Listen != "" {
 		s.listeners = append(s.listeners, transport.NewTCP(cfg.Listen, s))
 	}
@@ -148,6 +160,7 @@ func (s *Server) run() {
 			s.clock.Store(tick)
 			s.silent.tick(last+1, tick)
 			s.stalls.tick(last+1, tick)
+			s.expiring.tick(last+1, tick)
 			last = tick
 			if s.cfg.SysInterval > 0 && tick >= nextSys {
 				s.publishSys()
@@ -199,6 +212,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			l.Stop()
 		}
 		s.done.Wait()
+		s.closeSecurity()
 		close(stopped)
 	}()
 	select {

@@ -35,6 +35,15 @@ func (s *Server) publishSys() {
 		{"$SYS/broker/errors/connect_timeout", st.connectTimeouts.Load()},
 		{"$SYS/broker/errors/keepalive_timeout", st.keepaliveTimeouts.Load()},
 		{"$SYS/broker/errors/write_timeout", st.writeTimeouts.Load()},
+		{"$SYS/broker/auth/refused", st.authFailures.Load()},
+		{"$SYS/broker/auth/expired", st.expired.Load()},
+		{"$SYS/broker/auth/rate_limited", st.rateLimited.Load()},
+		{"$SYS/broker/publish/denied", st.pubDenied.Load()},
+		{"$SYS/broker/flood/disconnected", st.floods.Load()},
+		{"$SYS/broker/bans/added", st.bans.Load()},
+		{"$SYS/broker/bans/count", int64(s.banCount())},
+		{"$SYS/broker/hooks/busy", st.hookBusy.Load()},
+		{"$SYS/broker/hooks/denied", st.hookDenied.Load()},
 	} {
 		s.publishInternal(kv.topic, []byte(strconv.FormatInt(kv.value, 10)))
 	}

@@ -84,6 +84,8 @@ type Config struct {
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string `toml:"log_level"`
 	LogFormat string `toml:"log_format"`
+
+	AuthConfig
 }
 
 // Seconds is a duration written as whole seconds.
@@ -106,6 +108,7 @@ func Default() Config {
 		SysInterval:       10,
 		LogLevel:          "info",
 		LogFormat:         "text",
+		AuthConfig:        defaultAuth(),
 	}
 }
 
@@ -163,6 +166,9 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("tls_client_auth %q: want none, optional or require", c.TLSClientAuth)
 	}
+	if err := c.AuthConfig.validate(); err != nil {
+		return err
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -207,6 +213,7 @@ func Parse(name string, args []string) (Config, error) {
 	fs.StringVar(&f.PprofListen, "pprof", d.PprofListen, "serve net/http/pprof on this `address` (keep it on loopback); empty is off")
 	fs.StringVar(&f.LogLevel, "log", d.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&f.LogFormat, "logfmt", d.LogFormat, "log `format`: text or json")
+	setAuth := authFlags(fs, &f.AuthConfig)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nCoolpy7 MQTT broker (MQTT 3.1, 3.1.1 and 5.0).\n\nFlags:\n", name)
 		fs.PrintDefaults()
@@ -222,6 +229,7 @@ func Parse(name string, args []string) (Config, error) {
 		return c, err
 	}
 	fs.Visit(func(fl *flag.Flag) {
+		setAuth(fl.Name, &c.AuthConfig)
 		switch fl.Name {
 		case "l":
 			c.Listen = f.Listen
