@@ -51,7 +51,7 @@ type authStats struct {
 type guard struct {
 	acl     acl.ACL
 	flood   limit.FloodState
-	expires int64  // coarse tick at which the credentials lapse; 0 never
+	expires int64      // coarse tick at which the credentials lapse; 0 never
 	user    string     // the identity authentication vouched for, for hooks
 	addr    netip.Addr // for hooks
 }

@@ -40,7 +40,7 @@ type client struct {
 	aliasesIn  map[uint16]string // v5 topic aliases the client set
 	aliasesOut *aliases          // set at CONNECT when the client accepts aliases
 
-	guard *guard                   // ACL, flood state, expiry; nil when the broker has none (auth.go)
+	guard *guard                  // ACL, flood state, expiry; nil when the broker has none (auth.go)
 	pend  atomic.Pointer[pending] // set while a packet is decided off the loop (pending.go)
 }
 
