@@ -136,10 +136,19 @@ const (
 	// broker.
 	DownDeny Down = iota
 	// DownAllow lets everything through as if the service had said yes
-	// without rewriting anything; authentication gets "no opinion", so
-	// the rest of the chain decides.
+	// without rewriting anything, logins included (with the username the
+	// client sent, and no ACL of the service's, so the ACL file's rules).
 	DownAllow
 )
+
+// DownResult is an external authenticator's answer when its service
+// failed with err.
+func DownResult(d Down, info *auth.ConnectInfo, err error) auth.Result {
+	if d == DownAllow {
+		return auth.Result{Decision: auth.Allow, Username: info.Username, Err: err}
+	}
+	return auth.Result{Decision: auth.Deny, Reason: auth.ServerUnavailable, Err: err}
+}
 
 // ParseDown reads "deny" or "allow".
 func ParseDown(s string) (Down, bool) {

@@ -203,10 +203,7 @@ func (h *Hook) OnAuth(ctx context.Context, info *auth.ConnectInfo) auth.Result {
 	}
 	r, err := h.call(ctx, "/auth", req)
 	if err != nil {
-		if h.down == hooks.DownAllow {
-			return auth.Result{Err: err}
-		}
-		return auth.Result{Decision: auth.Deny, Reason: auth.ServerUnavailable, Err: err}
+		return hooks.DownResult(h.down, info, err)
 	}
 	if !r.Ok {
 		return auth.Result{Decision: auth.Deny, Reason: auth.BadCredentials}

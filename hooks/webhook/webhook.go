@@ -150,10 +150,7 @@ func (h *Hook) OnAuth(ctx context.Context, info *auth.ConnectInfo) auth.Result {
 	}
 	r, err := h.call(ctx, "/auth", req)
 	if err != nil {
-		if h.down == hooks.DownAllow {
-			return auth.Result{Err: err}
-		}
-		return auth.Result{Decision: auth.Deny, Reason: auth.ServerUnavailable, Err: err}
+		return hooks.DownResult(h.down, info, err)
 	}
 	return Result(r, info, h.cache)
 }
