@@ -17,6 +17,8 @@ import (
 	"github.com/coolpy7/coolpy7/config"
 	"github.com/coolpy7/coolpy7/hooks"
 	"github.com/coolpy7/coolpy7/packets"
+	"github.com/coolpy7/coolpy7/store"
+	"github.com/coolpy7/coolpy7/store/memory"
 	"github.com/coolpy7/coolpy7/topics"
 	"github.com/coolpy7/coolpy7/transport"
 )
@@ -33,6 +35,7 @@ type Server struct {
 
 	subs     *topics.Trie[*session]
 	retained RetainedStore
+	store    store.Store
 
 	sessMu   sync.Mutex
 	sessions map[string]*session
@@ -96,6 +99,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		retained: topics.NewRetained[*Message](),
 		sessions: make(map[string]*session),
 		stop:     make(chan struct{}),
+		store:    memory.Open(store.Options{}),
 	}
 	s.silent = newWheel(s, s.checkSilent)
 	s.stalls = newWheel(s, s.checkStalled)
