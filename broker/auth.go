@@ -69,7 +69,11 @@ func (s *Server) setupSecurity() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	sec := &s.sec
 	sec.stop = cancel
-	sec.bans = limit.NewMemoryBans(nil)
+	bans, err := openBans(s.store)
+	if err != nil {
+		s.log.Warn("ban list: some stored bans could not be read", "err", err)
+	}
+	sec.bans = bans
 	onErr := func(what string) func(error) {
 		return func(err error) { s.log.Warn("reload failed", "what", what, "err", err) }
 	}
@@ -192,8 +196,8 @@ func (s *Server) closeSecurity() {
 	}
 }
 
-// Bans is the broker's ban list: bans added here refuse matching CONNECTs
-// (v5 0x8A, v3 5) until they lapse.
+// Bans is the broker's ban list, kept in its store: bans added here refuse
+// matching CONNECTs (v5 0x8A, v3 5) until they lapse.
 func (s *Server) Bans() limit.Bans { return s.sec.bans }
 
 // Authorize runs the same authentication chain and ACL as an MQTT CONNECT,

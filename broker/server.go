@@ -217,6 +217,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.done.Wait()
 		s.closeSecurity()
+		s.store.Close()
 		close(stopped)
 	}()
 	select {

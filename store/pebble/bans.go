@@ -1,7 +1,6 @@
 package pebble
 
 import (
-
 	pdb "github.com/cockroachdb/pebble/v2"
 
 	"github.com/coolpy7/coolpy7/store"
@@ -52,4 +51,3 @@ func (bs *bans) Range(fn func(key string, b store.Ban) bool) error {
 		return fn(string(k[1:]), store.Ban{Until: until, Reason: string(reason)}), nil
 	})
 }
-
