@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -427,4 +428,55 @@ func TestConnectRate(t *testing.T) {
 
 func ctxTimeout() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), waitTimeout)
+}
+
+// TestAuthPipelined: packets sent right behind a CONNECT that is decided
+// on a worker (a bcrypt check) wait for it and are handled in order.
+func TestAuthPipelined(t *testing.T) {
+	t.Parallel()
+	file := passwordFile(t, map[string]string{"alice": "s3cret"})
+	addr := startBroker(t, func(c *config.Config) { c.PasswordFile = file })
+	connect := func(pass string) []byte {
+		return pkt(0x10, str("MQTT"), []byte{4, 0x02 | 0x80 | 0x40}, be16(30), str(uniqueID("pipe")), str("alice"), str(pass))
+	}
+	r := dialRaw(t, addr)
+	r.send(connect("s3cret"),
+		subscribePkt(false, 1, "pipe/t", 1, nil),
+		publishPkt(false, "pipe/t", 1, false, 2, nil, "one"),
+		publishPkt(false, "pipe/t", 0, false, 0, nil, "two"),
+		[]byte{0xC0, 0})
+	r.expect([]byte{0x20, 2, 0, 0}, "CONNACK")
+	r.expect([]byte{0x90, 3, 0, 1, 1}, "SUBACK")
+	// PUBACK and the delivery of "one" may come in either order; then
+	// "two", then PINGRESP.
+	var got []string
+	for range 4 {
+		p := r.next("the pipelined packets' answers")
+		switch p.First & 0xF0 {
+		case 0x40:
+			got = append(got, "puback")
+		case 0x30:
+			m, err := decodePublish(p, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, m.Payload)
+			if m.QoS == 1 {
+				r.send(pkt(0x40, be16(m.PID)))
+			}
+		case 0xD0:
+			got = append(got, "pingresp")
+		default:
+			t.Fatalf("unexpected %v", p)
+		}
+	}
+	if strings.Join(got, " ") != "puback one two pingresp" && strings.Join(got, " ") != "one puback two pingresp" {
+		t.Errorf("answers %v", got)
+	}
+
+	// A refused CONNECT: what follows it is never handled.
+	r2 := dialRaw(t, addr)
+	r2.send(connect("wrong"), subscribePkt(false, 1, "pipe/t", 1, nil))
+	r2.expect([]byte{0x20, 2, 0, 4}, "CONNACK refusing")
+	r2.expectClosed(closeWithin + time.Second)
 }
