@@ -24,13 +24,17 @@ import (
 // security is the broker's authentication, ACL and anti-abuse state, all
 // set up by New from the config and fixed after.
 type security struct {
-	chain  *auth.Chain
-	acls   *acl.Store // nil without an ACL file
-	bans   limit.Bans
-	rate   *limit.ConnectRate // nil: no connect-rate limit
-	flood  limit.Flood
-	floods bool // -pl or -psl set
-	banFor time.Duration
+	chain *auth.Chain
+	acls  *acl.Store // nil without an ACL file
+	bans  limit.Bans
+	// noBans reports the ban list empty; with no authenticator, limit or
+	// guard either, a CONNECT needs no address and no authentication.
+	noBans     func() bool
+	chainEmpty bool
+	rate       *limit.ConnectRate // nil: no connect-rate limit
+	flood      limit.Flood
+	floods     bool // -pl or -psl set
+	banFor     time.Duration
 	// guarded: connections need a guard (an ACL other than AllowAll, a
 	// token expiry, flood state). Without it the client's guard pointer
 	// stays nil and PUBLISH checks nothing.
@@ -54,6 +58,21 @@ type guard struct {
 	expires int64      // coarse tick at which the credentials lapse; 0 never
 	user    string     // the identity authentication vouched for, for hooks
 	addr    netip.Addr // for hooks
+	pend    atomic.Pointer[pending]
+}
+
+// install makes g the connection's guard. A connection whose CONNECT was
+// decided on a worker has one already, holding its pending input, which
+// the event loop may be looking at: that one is filled in instead.
+func (c *client) install(g *guard) {
+	switch {
+	case g == nil:
+	case c.guard == nil:
+		c.guard = g
+	default:
+		o := c.guard
+		o.acl, o.flood, o.expires, o.user, o.addr = g.acl, g.flood, g.expires, g.user, g.addr
+	}
 }
 
 var (
@@ -74,6 +93,10 @@ func (s *Server) setupSecurity() error {
 		s.log.Warn("ban list: some stored bans could not be read", "err", err)
 	}
 	sec.bans = bans
+	sec.noBans = func() bool { return false }
+	if e, ok := bans.(interface{ Empty() bool }); ok {
+		sec.noBans = e.Empty
+	}
 	onErr := func(what string) func(error) {
 		return func(err error) { s.log.Warn("reload failed", "what", what, "err", err) }
 	}
@@ -135,6 +158,7 @@ func (s *Server) setupSecurity() error {
 		auths = nil
 	}
 	sec.chain = auth.NewChain(auth.Options{Bans: sec.bans}, auths...)
+	sec.chainEmpty = len(auths) == 0
 
 	if cfg.ACLFile != "" {
 		st, err := acl.LoadStore(cfg.ACLFile)
@@ -222,6 +246,8 @@ func (s *Server) aclFor(r *auth.Result, clientID string) acl.ACL {
 // addrOf is the IP address of a connection; the zero Addr when unknown.
 func addrOf(c transport.Conn) netip.Addr {
 	switch a := c.RemoteAddr().(type) {
+	case interface{ AddrPort() netip.AddrPort }:
+		return a.AddrPort().Addr().Unmap()
 	case *net.TCPAddr:
 		ip, _ := netip.AddrFromSlice(a.IP)
 		return ip.Unmap()
@@ -241,6 +267,9 @@ func addrOf(c transport.Conn) netip.Addr {
 // and a worker finishes the CONNECT with the result (and with the
 // OnConnect hook's answer, asked there since a worker may block).
 func (s *Server) authenticate(c *client, info *auth.ConnectInfo, id string, assigned bool, fh packets.FixedHeader, body []byte) (auth.Result, bool) {
+	if r, ok := s.sec.chain.Quick(info); ok {
+		return r, true
+	}
 	p := c.suspendLocked()
 	raw := clone(body)
 	// The password may point into the read buffer; the worker needs none.
@@ -271,7 +300,7 @@ func (s *Server) connectOffloaded(c *client, v byte, info *auth.ConnectInfo, r a
 	c.unsuspend(p)
 	s.stats.hookBusy.Add(1)
 	r = auth.Result{Decision: auth.Deny, Reason: auth.ServerBusy}
-	return s.refuseAuth(c, v, info, &r)
+	return s.refuseAuth(c, v, *info, &r)
 }
 
 // finishConnect runs on a worker: it decodes the CONNECT again from its
@@ -301,8 +330,15 @@ func (s *Server) hookConnect(info *auth.ConnectInfo, r *auth.Result) hookVerdict
 	return hookVerdict{s.hooks.OnConnect(ctx, &hooks.Client{ClientID: info.ClientID, Username: r.Username, Addr: info.Addr})}
 }
 
+// open reports whether a CONNECT can skip authentication: nothing is
+// configured that could refuse it or needs to know who it is.
+func (s *Server) open() bool {
+	sec := &s.sec
+	return sec.chainEmpty && sec.rate == nil && !sec.guarded && s.hooks == nil && sec.noBans()
+}
+
 // refuseAuth answers a CONNECT that authentication refused.
-func (s *Server) refuseAuth(c *client, v byte, info *auth.ConnectInfo, r *auth.Result) error {
+func (s *Server) refuseAuth(c *client, v byte, info auth.ConnectInfo, r *auth.Result) error {
 	s.stats.authFailures.Add(1)
 	s.log.Info("connection refused", "client", info.ClientID, "user", info.Username, "remote", info.Addr,
 		"reason", reasonText(r.Reason), "err", r.Err)

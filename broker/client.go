@@ -40,8 +40,12 @@ type client struct {
 	aliasesIn  map[uint16]string // v5 topic aliases the client set
 	aliasesOut *aliases          // set at CONNECT when the client accepts aliases
 
-	guard *guard                  // ACL, flood state, expiry; nil when the broker has none (auth.go)
-	pend  atomic.Pointer[pending] // set while a packet is decided off the loop (pending.go)
+	// guard is the ACL, flood state, credentials' expiry and the input held
+	// while a packet is decided off the loop (auth.go, pending.go); nil
+	// when the broker has none of these, so an idle connection of a broker
+	// without authentication pays 8 bytes for it. It is set once, before
+	// flagConnected, by whichever goroutine owns the connection then.
+	guard *guard
 }
 
 // Client flags. Each goes from unset to set once.
@@ -51,6 +55,7 @@ const (
 	flagReleased                        // the session was let go, see release
 	flagAnswered                        // a CONNACK went out
 	flagDisconnected                    // a normal DISCONNECT: no will
+	flagConnecting                      // a CONNECT came: the connect timeout is over
 )
 
 func (c *client) has(f uint32) bool { return c.flags.Load()&f != 0 }
@@ -127,7 +132,7 @@ func (c *client) feed(data []byte) {
 			if err == errSuspended {
 				// The packet went to a worker, which handles the rest
 				// after it.
-				p := c.pend.Load()
+				p := c.guard.pend.Load()
 				p.in = append(p.in, b[size:]...)
 				c.buf = nil
 				p.mu.Unlock()

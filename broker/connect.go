@@ -44,11 +44,16 @@ func (s *Server) connect(c *client, pk *packets.Packet, fh packets.FixedHeader, 
 	if s.closing.Load() {
 		return errShutdown
 	}
+	c.set(flagConnecting)
+	if s.open() {
+		r := auth.Result{Decision: auth.Allow, Username: string(cf.Username)}
+		return s.connectWith(c, pk, id, assigned, nil, r, hookVerdict{})
+	}
 	info := auth.ConnectInfo{ClientID: id, Username: string(cf.Username), Password: cf.Password,
 		Addr: addrOf(c.conn), CertCN: transport.CommonName(c.conn)}
 	if !s.connectAllowed(info.Addr) {
 		r := auth.Result{Decision: auth.Deny, Reason: auth.RateLimited}
-		return s.refuseAuth(c, v, &info, &r)
+		return s.refuseAuth(c, v, info, &r)
 	}
 	r, now := s.authenticate(c, &info, id, assigned, fh, body)
 	if !now {
@@ -65,7 +70,7 @@ func (s *Server) connect(c *client, pk *packets.Packet, fh packets.FixedHeader, 
 }
 
 // connectWith goes on with a CONNECT once authentication (and the
-// OnConnect hook) answered.
+// OnConnect hook) answered. info is nil when there was nothing to ask.
 func (s *Server) connectWith(c *client, pk *packets.Packet, id string, assigned bool, info *auth.ConnectInfo, r auth.Result, hk hookVerdict) error {
 	cf := &pk.Connect
 	v := cf.Level
@@ -73,18 +78,21 @@ func (s *Server) connectWith(c *client, pk *packets.Packet, id string, assigned 
 		r = auth.Result{Decision: auth.Deny, Reason: auth.NotAuthorized, Err: hk.err}
 	}
 	if r.Decision != auth.Allow {
-		return s.refuseAuth(c, v, info, &r)
+		return s.refuseAuth(c, v, *info, &r)
+	}
+	if info == nil {
+		info = &auth.ConnectInfo{ClientID: id}
 	}
 	g := s.newGuard(&r, id, info.Addr)
 	if cf.WillFlag && g != nil && !g.acl.CanPublish(string(cf.WillTopic)) {
 		s.stats.pubDenied.Add(1)
 		r = auth.Result{Decision: auth.Deny, Reason: auth.NotAuthorized, Err: errWillDenied}
-		return s.refuseAuth(c, v, info, &r)
+		return s.refuseAuth(c, v, *info, &r)
 	}
 	if s.closing.Load() {
 		return errShutdown
 	}
-	c.guard = g
+	c.install(g)
 
 	c.version = v
 	c.keepAlive = cf.KeepAlive

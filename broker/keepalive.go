@@ -49,7 +49,7 @@ func (s *Server) checkSilent(c *client, now int64) {
 		return
 	}
 	if !c.has(flagConnected) {
-		if c.pend.Load() != nil {
+		if c.has(flagConnecting) {
 			// The CONNECT came and is being decided (auth.go), which has
 			// deadlines of its own.
 			s.silent.add(c, now+int64(max(s.cfg.ConnectTimeout, 1))*ticksPerSecond)

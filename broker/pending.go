@@ -2,6 +2,8 @@ package broker
 
 import (
 	"sync"
+
+	"github.com/coolpy7/coolpy7/auth/acl"
 )
 
 // pending holds a connection's input while one of its packets is decided
@@ -38,13 +40,16 @@ func (*suspended) Error() string { return "suspended" }
 func (c *client) suspendLocked() *pending {
 	p := &pending{}
 	p.mu.Lock()
-	c.pend.Store(p)
+	if c.guard == nil {
+		c.guard = &guard{acl: acl.AllowAll()}
+	}
+	c.guard.pend.Store(p)
 	return p
 }
 
 // unsuspend undoes suspendLocked when the answer came at once.
 func (c *client) unsuspend(p *pending) {
-	c.pend.CompareAndSwap(p, nil)
+	c.guard.pend.CompareAndSwap(p, nil)
 	p.done = true
 	p.mu.Unlock()
 }
@@ -52,8 +57,12 @@ func (c *client) unsuspend(p *pending) {
 // hold takes data while a packet is pending; false when nothing is, and
 // the caller handles data itself.
 func (c *client) hold(data []byte) bool {
+	g := c.guard
+	if g == nil {
+		return false
+	}
 	for {
-		p := c.pend.Load()
+		p := g.pend.Load()
 		if p == nil {
 			return false
 		}
@@ -68,7 +77,7 @@ func (c *client) hold(data []byte) bool {
 			p.mu.Unlock()
 			return true
 		}
-		// Finished while we waited for the lock: c.pend is nil now, or a
+		// Finished while we waited for the lock: g.pend is nil now, or a
 		// newer pending; look again.
 		p.mu.Unlock()
 	}
@@ -88,6 +97,6 @@ func (c *client) resume(p *pending, fn func() error) {
 			c.feed(in)
 		}
 	}
-	c.pend.CompareAndSwap(p, nil)
+	c.guard.pend.CompareAndSwap(p, nil)
 	p.done = true
 }
