@@ -150,9 +150,19 @@ func (h *Hook) call(ctx context.Context, path string, req *Request) (*Response, 
 	if err != nil {
 		return nil, err
 	}
+	r, err := ParseResponse(data)
+	if err != nil {
+		return nil, fmt.Errorf("extend service %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// ParseResponse decodes the service's answer: a JSON object, as the
+// original's service sends. Its "token error" refusal is an error.
+func ParseResponse(data []byte) (*Response, error) {
 	var r Response
 	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("extend service %s: %w", path, err)
+		return nil, err
 	}
 	if !r.Ok && r.Err == "token error" {
 		return nil, errToken
@@ -213,8 +223,8 @@ func (h *Hook) OnAuth(ctx context.Context, info *auth.ConnectInfo) auth.Result {
 	return res
 }
 
-// topics reads a topic answer: a list, or a single string.
-func topics(raw json.RawMessage) []string {
+// Topics reads a topic answer: a list, or a single string.
+func Topics(raw json.RawMessage) []string {
 	var l []string
 	if json.Unmarshal(raw, &l) == nil {
 		return l
@@ -234,7 +244,7 @@ func (h *Hook) filter(ctx context.Context, path string, c *hooks.Client, s *hook
 		return h.down == hooks.DownAllow
 	}
 	if r.Rep {
-		s.Extra = topics(r.Topic)
+		s.Extra = Topics(r.Topic)
 	}
 	return r.Ok
 }
@@ -257,7 +267,7 @@ func (h *Hook) OnPublish(ctx context.Context, c *hooks.Client, m *hooks.Message)
 		return h.down == hooks.DownAllow
 	}
 	if r.Ok && r.Rep {
-		if t := topics(r.Topic); len(t) == 1 {
+		if t := Topics(r.Topic); len(t) == 1 {
 			m.Topic = t[0]
 		}
 		if len(r.Payload) > 0 {

@@ -115,12 +115,22 @@ func (h *Hook) call(ctx context.Context, path string, req *Request) (*Response, 
 	if resp.StatusCode/100 != 2 {
 		return nil, fmt.Errorf("webhook %s: %s", path, resp.Status)
 	}
+	r, err := ParseResponse(data)
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// ParseResponse decodes a service's answer; an empty body is a Response
+// with every field zero (a refusal).
+func ParseResponse(data []byte) (*Response, error) {
 	var r Response
 	if len(bytes.TrimSpace(data)) == 0 {
 		return &r, nil
 	}
 	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("webhook %s: %w", path, err)
+		return nil, err
 	}
 	return &r, nil
 }
