@@ -1,0 +1,129 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/coolpy7/coolpy7/hooks"
+	"github.com/coolpy7/coolpy7/packets"
+)
+
+// goHooks is an in-process extension that answers at once.
+type goHooks struct {
+	hooks.Base
+	mu     sync.Mutex
+	events []string
+}
+
+func (h *goHooks) log(s string) {
+	h.mu.Lock()
+	h.events = append(h.events, s)
+	h.mu.Unlock()
+}
+
+func (h *goHooks) seen(s string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Contains(h.events, s)
+}
+
+func (h *goHooks) Events() hooks.Event {
+	return hooks.Connect | hooks.Subscribe | hooks.Publish | hooks.Deliver | hooks.Disconnect | hooks.SessionExpired
+}
+
+func (h *goHooks) OnConnect(_ context.Context, c *hooks.Client) error {
+	if c.ClientID == "nope" {
+		return errors.New("not today")
+	}
+	return nil
+}
+
+func (h *goHooks) OnSubscribe(_ context.Context, c *hooks.Client, s *hooks.Subscription) bool {
+	if s.Filter == "old/+" {
+		s.Filter = "new/+"
+		s.Extra = []string{"extra/t"}
+	}
+	return s.Filter != "forbidden"
+}
+
+func (h *goHooks) OnPublish(_ context.Context, c *hooks.Client, m *hooks.Message) bool {
+	if m.Topic == "new/upper" {
+		m.Payload = []byte("LOUD")
+	}
+	return m.Topic != "new/drop"
+}
+
+func (h *goHooks) OnDeliver(c *hooks.Client, m *hooks.Message) bool { return c.ClientID != "blind" }
+
+func (h *goHooks) OnDisconnect(_ context.Context, c *hooks.Client, err error) {
+	h.log("disconnect " + c.ClientID + " " + errText(err))
+}
+
+func (h *goHooks) OnSessionExpired(_ context.Context, id string) { h.log("expired " + id) }
+
+func errText(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+func publishes(t *testing.T, c *fakeConn) []string {
+	var out []string
+	for _, p := range c.packetsOut(t, packets.V311) {
+		if p.Type == packets.Publish {
+			out = append(out, string(p.Topic)+"="+string(p.Payload))
+		}
+	}
+	return out
+}
+
+// TestGoHooks: an in-process Hooks refuses a CONNECT, rewrites and adds a
+// subscription, rewrites and drops publishes, hides messages from one
+// subscriber and hears of disconnects and ended sessions.
+func TestGoHooks(t *testing.T) {
+	s := newTestServer(t)
+	h := &goHooks{}
+	s.SetHooks(h)
+
+	refused := &fakeConn{}
+	s.Data(open(s, refused), encode(packets.V311, connectPkt("nope")))
+	if p := refused.packetsOut(t, packets.V311); len(p) != 1 || p[0].Type != packets.Connack || p[0].ReasonCode != packets.V3NotAuthorized {
+		t.Fatalf("refused CONNECT answered %+v", p)
+	}
+
+	sub, blind := &fakeConn{}, &fakeConn{}
+	subSt := open(s, sub)
+	s.Data(subSt, encode(packets.V311, connectPkt("sub"), subscribePkt(1, "old/+", 0), subscribePkt(2, "forbidden", 0)))
+	s.Data(open(s, blind), encode(packets.V311, connectPkt("blind"), subscribePkt(1, "new/+", 0)))
+	var codes []byte
+	for _, p := range sub.packetsOut(t, packets.V311) {
+		if p.Type == packets.Suback {
+			codes = append(codes, p.ReasonCodes...)
+		}
+	}
+	if !slices.Equal(codes, []byte{0, packets.V3SubackFailure}) {
+		t.Errorf("SUBACK codes %v", codes)
+	}
+
+	pub := &fakeConn{}
+	pubSt := open(s, pub)
+	pk := func(topic string) *packets.Packet {
+		return &packets.Packet{Type: packets.Publish, Topic: []byte(topic), Payload: []byte("x")}
+	}
+	s.Data(pubSt, encode(packets.V311, connectPkt("pub"), pk("new/upper"), pk("new/drop"), pk("extra/t"), pk("old/x")))
+	if got, want := publishes(t, sub), []string{"new/upper=LOUD", "extra/t=x"}; !slices.Equal(got, want) {
+		t.Errorf("subscriber got %v, want %v", got, want)
+	}
+	if got := publishes(t, blind); len(got) != 0 {
+		t.Errorf("OnDeliver said no, yet blind got %v", got)
+	}
+
+	s.Data(subSt, encode(packets.V311, &packets.Packet{Type: packets.Disconnect}))
+	if !h.seen("disconnect sub ok") || !h.seen("expired sub") {
+		t.Errorf("events %v", h.events)
+	}
+}
