@@ -31,7 +31,8 @@ type security struct {
 	// guard either, a CONNECT needs no address and no authentication.
 	noBans     func() bool
 	chainEmpty bool
-	rate       *limit.ConnectRate // nil: no connect-rate limit
+	auths      []auth.Authenticator // the chain's, for SetHooks to extend
+	rate       *limit.ConnectRate   // nil: no connect-rate limit
 	flood      limit.Flood
 	floods     bool // -pl or -psl set
 	banFor     time.Duration
@@ -142,13 +143,7 @@ func (s *Server) setupSecurity() error {
 		auths = append(auths, v)
 	}
 	if s.hookEv&hooks.Auth != 0 {
-		// The external hooks are authenticators themselves, with a quick
-		// path over their cache.
-		a, ok := s.hooks.(auth.Authenticator)
-		if !ok {
-			a = hooks.Authenticator{H: s.hooks}
-		}
-		auths = append(auths, a)
+		auths = append(auths, hookAuthenticator(s.hooks))
 	}
 	if cfg.AuthOn() && len(auths) == 0 {
 		return fail(errors.New("authentication is on but no authenticator is configured"))
@@ -157,6 +152,7 @@ func (s *Server) setupSecurity() error {
 		// allow_anonymous alone is no authentication at all.
 		auths = nil
 	}
+	sec.auths = auths
 	sec.chain = auth.NewChain(auth.Options{Bans: sec.bans}, auths...)
 	sec.chainEmpty = len(auths) == 0
 
@@ -185,6 +181,15 @@ func (s *Server) setupSecurity() error {
 	// file and no flood rule can skip the guard.
 	sec.guarded = len(auths) > 0 || sec.acls != nil || sec.floods
 	return nil
+}
+
+// hookAuthenticator is h in the authentication chain. The external hooks
+// are authenticators themselves, with a quick path over their cache.
+func hookAuthenticator(h Hooks) auth.Authenticator {
+	if a, ok := h.(auth.Authenticator); ok {
+		return a
+	}
+	return hooks.Authenticator{H: h}
 }
 
 // externalHooks builds the webhook or the extend service client from the

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/coolpy7/coolpy7/auth"
 	"github.com/coolpy7/coolpy7/hooks"
 	"github.com/coolpy7/coolpy7/packets"
 )
@@ -16,11 +18,20 @@ import (
 type Hooks = hooks.Hooks
 
 // SetHooks installs h, replacing the webhook or extend service the config
-// asked for; call it before Start. Its Auth event only joins the
-// authentication chain when the hook came from the config.
+// asked for; call it before Start. When h wants Auth, its OnAuth joins the
+// end of the authentication chain, and authentication is on.
 func (s *Server) SetHooks(h Hooks) {
 	s.hooks = h
 	s.hookEv = h.Events()
+	if s.hookEv&hooks.Auth != 0 && s.sec.chain != nil {
+		// Called after New: rebuild the chain with the hook at its end.
+		auths := append(slices.Clip(s.sec.auths), hookAuthenticator(h))
+		s.sec.chain.Close()
+		s.sec.auths = auths
+		s.sec.chain = auth.NewChain(auth.Options{Bans: s.sec.bans}, auths...)
+		s.sec.chainEmpty = false
+		s.sec.guarded = true
+	}
 	if s.hookEv&hooks.Blocking != 0 && s.hookPool == nil {
 		workers := s.cfg.HookWorkers
 		if workers <= 0 {

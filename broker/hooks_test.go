@@ -6,7 +6,10 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/coolpy7/coolpy7/auth"
+	"github.com/coolpy7/coolpy7/auth/acl"
 	"github.com/coolpy7/coolpy7/hooks"
 	"github.com/coolpy7/coolpy7/packets"
 )
@@ -125,5 +128,65 @@ func TestGoHooks(t *testing.T) {
 	s.Data(subSt, encode(packets.V311, &packets.Packet{Type: packets.Disconnect}))
 	if !h.seen("disconnect sub ok") || !h.seen("expired sub") {
 		t.Errorf("events %v", h.events)
+	}
+}
+
+// authHook allows the password "open" and hands out an ACL.
+type authHook struct{ hooks.Base }
+
+func (authHook) Events() hooks.Event { return hooks.Auth }
+
+func (authHook) OnAuth(_ context.Context, info *auth.ConnectInfo) auth.Result {
+	if string(info.Password) != "open" {
+		return auth.Result{Decision: auth.Deny, Reason: auth.BadCredentials}
+	}
+	set, _ := (&acl.Grant{Pub: []string{"mine/%c"}}).Compile()
+	return auth.Result{Decision: auth.Allow, Username: info.Username, Rules: set}
+}
+
+// TestGoHookAuth: an in-process OnAuth installed after New joins the chain
+// (on its workers: it has no quick path) and its ACL applies.
+func TestGoHookAuth(t *testing.T) {
+	s := newTestServer(t)
+	s.SetHooks(authHook{})
+	t.Cleanup(s.closeSecurity)
+	login := func(id, pass string) *fakeConn {
+		c := &fakeConn{}
+		cp := connectPkt(id)
+		cp.Connect.UsernameFlag, cp.Connect.Username = true, []byte("u")
+		cp.Connect.PasswordFlag, cp.Connect.Password = true, []byte(pass)
+		s.Data(open(s, c), encode(packets.V311, cp))
+		return c
+	}
+	connack := func(c *fakeConn) (byte, bool) {
+		for _, p := range c.packetsOut(t, packets.V311) {
+			if p.Type == packets.Connack {
+				return p.ReasonCode, true
+			}
+		}
+		return 0, false
+	}
+	waitConnack := func(c *fakeConn) byte {
+		for range 500 {
+			if rc, ok := connack(c); ok {
+				return rc
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("no CONNACK")
+		return 0
+	}
+	if rc := waitConnack(login("a", "open")); rc != 0 {
+		t.Errorf("good login: %d", rc)
+	}
+	if rc := waitConnack(login("b", "shut")); rc != packets.V3BadUsernameOrPassword {
+		t.Errorf("bad login: %d", rc)
+	}
+	r, a := s.Authorize(context.Background(), &auth.ConnectInfo{ClientID: "c", Username: "u", Password: []byte("open")})
+	if r.Decision != auth.Allow || !a.CanPublish("mine/c") || a.CanPublish("mine/d") {
+		t.Errorf("Authorize: %+v", r)
+	}
+	if r, _ := s.Authorize(context.Background(), &auth.ConnectInfo{ClientID: "c", Username: "u", Password: []byte("x")}); r.Decision != auth.Deny {
+		t.Errorf("Authorize with a bad password: %+v", r)
 	}
 }

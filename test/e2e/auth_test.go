@@ -480,3 +480,18 @@ func TestAuthPipelined(t *testing.T) {
 	r2.expect([]byte{0x20, 2, 0, 4}, "CONNACK refusing")
 	r2.expectClosed(closeWithin + time.Second)
 }
+
+// TestMaxConnections: the original's -mc: past it, CONNACK 3 (3.1.1) or
+// 0x97 (5.0).
+func TestMaxConnections(t *testing.T) {
+	t.Parallel()
+	addr := startBroker(t, func(c *config.Config) { c.MaxConnections = 2 })
+	connect5(t, addr, cp5(uniqueID("mc")))
+	connect5(t, addr, cp5(uniqueID("mc")))
+	if _, rc := login5(t, addr, cp5(uniqueID("mc")), "", ""); rc != 0x97 {
+		t.Errorf("third connection: reason %#x, want 0x97", rc)
+	}
+	if _, rc := login3(t, addr, uniqueID("mc"), "", ""); rc != 3 {
+		t.Errorf("3.1.1 third connection: return code %d, want 3", rc)
+	}
+}
