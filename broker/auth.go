@@ -375,7 +375,10 @@ func (s *Server) newGuard(r *auth.Result, clientID string, addr netip.Addr) *gua
 	}
 	g := &guard{acl: s.aclFor(r, clientID), user: r.Username, addr: addr}
 	if !r.Expires.IsZero() {
-		g.expires = s.clock.Load() + int64(time.Until(r.Expires)*ticksPerSecond/time.Second) + 1
+		// At least the next tick: the wheel never visits a past bucket,
+		// and a token within its leeway may be past exp already.
+		now := s.clock.Load()
+		g.expires = max(now+int64(time.Until(r.Expires)*ticksPerSecond/time.Second), now) + 1
 	}
 	if g.acl == acl.AllowAll() && g.expires == 0 && !s.sec.floods && s.hooks == nil {
 		return nil

@@ -71,8 +71,8 @@ type Config struct {
 	MaxWriteBuffer int `toml:"max_write_buffer"`
 	// SysInterval is how often $SYS topics are published; 0 turns them off.
 	SysInterval Seconds `toml:"sys_interval"`
-	// DenySubscribe lists topic filters no client may subscribe to (until
-	// the ACL exists).
+	// DenySubscribe lists topic filters no client may subscribe to,
+	// whatever the ACL (acl_file) says.
 	DenySubscribe []string `toml:"deny_subscribe"`
 	// ObscureNotAuthorized answers a v5 subscription that is not allowed
 	// with 0x80 (unspecified error) instead of 0x87 (not authorized), so as
