@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/coolpy7/coolpy7/auth/limit"
+	"github.com/coolpy7/coolpy7/packets"
 	"github.com/coolpy7/coolpy7/store"
 	"github.com/coolpy7/coolpy7/store/pebble"
 )
@@ -64,5 +65,47 @@ func TestStoredBans(t *testing.T) {
 	l, _ := b.List()
 	if len(l) != 2 {
 		t.Errorf("List after the restart: %+v", l)
+	}
+}
+
+// TestBansRefuseConnect: a ban added at run time through Server.Bans
+// refuses matching CONNECTs at once, even on a broker without
+// authentication (0x8A for v5, 5 for v3), and only those.
+func TestBansRefuseConnect(t *testing.T) {
+	s := newTestServer(t)
+	t.Cleanup(s.closeSecurity)
+	code := func(version byte, id string) byte {
+		c := &fakeConn{}
+		cp := connectPkt(id)
+		cp.Connect.Level = version
+		s.Data(open(s, c), encode(version, cp))
+		for _, p := range c.packetsOut(t, version) {
+			if p.Type == packets.Connack {
+				return p.ReasonCode
+			}
+		}
+		t.Fatalf("%s: no CONNACK", id)
+		return 0
+	}
+	if rc := code(packets.V5, "free"); rc != 0 {
+		t.Fatalf("before any ban: %#x", rc)
+	}
+	if err := s.Bans().Add(limit.Ban{ClientID: "villain", Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if rc := code(packets.V5, "villain"); rc != packets.Banned {
+		t.Errorf("banned client ID, v5: %#x, want 0x8A", rc)
+	}
+	if rc := code(packets.V311, "villain"); rc != packets.V3NotAuthorized {
+		t.Errorf("banned client ID, v3: %d, want 5", rc)
+	}
+	if rc := code(packets.V5, "bystander"); rc != 0 {
+		t.Errorf("another client ID: %#x", rc)
+	}
+	if err := s.Bans().Add(limit.Ban{IP: netip.MustParsePrefix("127.0.0.0/8")}); err != nil {
+		t.Fatal(err)
+	}
+	if rc := code(packets.V5, "bystander"); rc != packets.Banned {
+		t.Errorf("banned address: %#x, want 0x8A", rc)
 	}
 }
