@@ -98,12 +98,14 @@ func (s *Server) Data(state any, data []byte) {
 	if c.hold(data) {
 		return
 	}
-	c.feed(data)
+	c.feed(data, nil)
 }
 
 // feed frames and handles data, on the event loop or, after a suspended
-// packet, on the worker that finished it.
-func (c *client) feed(data []byte) {
+// packet, on the worker that finished it (prev is then the pending it is
+// draining). It reports whether a packet was suspended, in which case the
+// rest went with it.
+func (c *client) feed(data []byte, prev *pending) bool {
 	s := c.srv
 	b := data
 	if len(c.buf) > 0 {
@@ -118,12 +120,12 @@ func (c *client) feed(data []byte) {
 		}
 		if err != nil {
 			c.fail(err)
-			return
+			return false
 		}
 		size := n + fh.Remaining
 		if size > limit {
 			c.fail(packets.ErrPacketTooLarge)
-			return
+			return false
 		}
 		if len(b) < size {
 			break
@@ -131,22 +133,26 @@ func (c *client) feed(data []byte) {
 		if err := c.handle(fh, b[n:size]); err != nil {
 			if err == errSuspended {
 				// The packet went to a worker, which handles the rest
-				// after it.
+				// after it: this read's tail, then what came meanwhile.
 				p := c.guard.pend.Load()
 				p.in = append(p.in, b[size:]...)
 				c.buf = nil
+				if prev != nil {
+					prev.handOver(p)
+				}
 				p.mu.Unlock()
-				return
+				return true
 			}
 			c.fail(err)
-			return
+			return false
 		}
 		if c.has(flagClosing) {
-			return
+			return false
 		}
 		b = b[size:]
 	}
 	c.keep(b, limit)
+	return false
 }
 
 // keep stores the unconsumed tail b, which may alias c.buf or the event

@@ -3,8 +3,10 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,5 +190,60 @@ func TestGoHookAuth(t *testing.T) {
 	}
 	if r, _ := s.Authorize(context.Background(), &auth.ConnectInfo{ClientID: "c", Username: "u", Password: []byte("x")}); r.Decision != auth.Deny {
 		t.Errorf("Authorize with a bad password: %+v", r)
+	}
+}
+
+// slowHooks blocks on every third PUBLISH, as a slow service would.
+type slowHooks struct {
+	hooks.Base
+	calls atomic.Int64
+}
+
+func (h *slowHooks) Events() hooks.Event { return hooks.Publish | hooks.Blocking }
+
+func (h *slowHooks) OnPublish(_ context.Context, _ *hooks.Client, m *hooks.Message) bool {
+	if h.calls.Add(1)%3 == 0 {
+		time.Sleep(2 * time.Millisecond)
+	}
+	m.Payload = append([]byte("h"), m.Payload...)
+	return true
+}
+
+// TestBlockingHookOrder: PUBLISHes behind a blocking hook are handed to
+// the hook pool one by one, while the reads keep coming (some split
+// mid-packet); every one is delivered, rewritten, in the order sent.
+func TestBlockingHookOrder(t *testing.T) {
+	s := newTestServer(t)
+	s.SetHooks(&slowHooks{})
+	t.Cleanup(s.closeSecurity)
+	sub := &fakeConn{}
+	s.Data(open(s, sub), encode(packets.V311, connectPkt("sub"), subscribePkt(1, "o/+", 0)))
+	pub := open(s, &fakeConn{discard: true})
+	s.Data(pub, encode(packets.V311, connectPkt("pub")))
+	const n = 300
+	var wire []byte
+	for i := range n {
+		wire = append(wire, encode(packets.V311, &packets.Packet{Type: packets.Publish, Topic: []byte("o/t"), Payload: []byte(fmt.Sprint(i))})...)
+	}
+	for len(wire) > 0 {
+		k := min(len(wire), 7+len(wire)%13) // odd sizes: packets split across reads
+		s.Data(pub, wire[:k])
+		wire = wire[k:]
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := publishes(t, sub)
+		if len(got) == n {
+			for i, g := range got {
+				if want := fmt.Sprintf("o/t=h%d", i); g != want {
+					t.Fatalf("message %d is %q, want %q", i, g, want)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d delivered", len(got), n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -85,18 +85,67 @@ func (c *client) hold(data []byte) bool {
 
 // resume runs on a worker: it finishes the suspended packet with fn, then
 // handles what arrived meanwhile, which may suspend the connection again.
+// The lock is held only to take input, never while handling it, so the
+// event loop appending more never waits for the handling.
 func (c *client) resume(p *pending, fn func() error) {
+	// The first lock also waits for the loop to store the rest of the
+	// read that held the suspended packet.
+	in := p.take()
+	if !c.has(flagClosing) {
+		if err := fn(); err != nil {
+			c.fail(err)
+		}
+	}
+	for !c.has(flagClosing) {
+		if len(in) > 0 && c.feed(in, p) {
+			return // suspended again: p was handed over
+		}
+		if in = p.takeOrFinish(c); in == nil {
+			return
+		}
+	}
+	p.mu.Lock()
+	p.finish(c)
+	p.mu.Unlock()
+}
+
+func (p *pending) take() []byte {
+	p.mu.Lock()
+	in := p.in
+	p.in = nil
+	p.mu.Unlock()
+	return in
+}
+
+// takeOrFinish takes what arrived while the worker was handling input, or,
+// when nothing did, ends the suspension (nil).
+func (p *pending) takeOrFinish(c *client) []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	in := p.in
 	p.in = nil
-	if !c.has(flagClosing) {
-		if err := fn(); err != nil {
-			c.fail(err)
-		} else if !c.has(flagClosing) && len(in) > 0 {
-			c.feed(in)
-		}
+	if len(in) == 0 {
+		p.finish(c)
+		return nil
 	}
+	return in
+}
+
+// finish ends the suspension; the caller holds p.mu.
+func (p *pending) finish(c *client) {
 	c.guard.pend.CompareAndSwap(p, nil)
+	p.in = nil
 	p.done = true
+}
+
+// handOver moves what arrived on p while the worker was handling its input
+// to next, the pending of a packet suspended in that input, behind the
+// rest of that input; the caller holds next.mu, which keeps the event loop
+// from appending to next before this is done.
+func (p *pending) handOver(next *pending) {
+	p.mu.Lock()
+	next.in = append(next.in, p.in...)
+	p.in = nil
+	p.done = true
+	p.mu.Unlock()
 }
