@@ -153,7 +153,7 @@ func (s *Server) setupSecurity() error {
 		auths = nil
 	}
 	sec.auths = auths
-	sec.chain = auth.NewChain(auth.Options{Bans: sec.bans}, auths...)
+	sec.chain = auth.NewChain(s.chainOptions(), auths...)
 	sec.chainEmpty = len(auths) == 0
 
 	if cfg.ACLFile != "" {
@@ -181,6 +181,18 @@ func (s *Server) setupSecurity() error {
 	// file and no flood rule can skip the guard.
 	sec.guarded = len(auths) > 0 || sec.acls != nil || sec.floods
 	return nil
+}
+
+// chainOptions sizes the chain's workers: GOMAXPROCS for bcrypt, which is
+// CPU-bound, but as many as the hook pool when a hook service is in the
+// chain, whose calls mostly wait: a slow service must not hold up the
+// password checks of everyone else.
+func (s *Server) chainOptions() auth.Options {
+	o := auth.Options{Bans: s.sec.bans}
+	if s.hookEv&hooks.Auth != 0 {
+		o.Workers = s.hookWorkers()
+	}
+	return o
 }
 
 // hookAuthenticator is h in the authentication chain. The external hooks

@@ -28,18 +28,21 @@ func (s *Server) SetHooks(h Hooks) {
 		auths := append(slices.Clip(s.sec.auths), hookAuthenticator(h))
 		s.sec.chain.Close()
 		s.sec.auths = auths
-		s.sec.chain = auth.NewChain(auth.Options{Bans: s.sec.bans}, auths...)
+		s.sec.chain = auth.NewChain(s.chainOptions(), auths...)
 		s.sec.chainEmpty = false
 		s.sec.guarded = true
 	}
 	if s.hookEv&hooks.Blocking != 0 && s.hookPool == nil {
-		workers := s.cfg.HookWorkers
-		if workers <= 0 {
-			// The work is mostly waiting on the network.
-			workers = 16 * runtime.GOMAXPROCS(0)
-		}
-		s.hookPool = newPool(workers, max(s.cfg.HookQueue, 1))
+		s.hookPool = newPool(s.hookWorkers(), max(s.cfg.HookQueue, 1))
 	}
+}
+
+func (s *Server) hookWorkers() int {
+	if s.cfg.HookWorkers > 0 {
+		return s.cfg.HookWorkers
+	}
+	// The work is mostly waiting on the network.
+	return 16 * runtime.GOMAXPROCS(0)
 }
 
 // hookBlocks reports whether event e must be handled off the event loop.

@@ -199,6 +199,12 @@ func TestWebhookSlowAndDown(t *testing.T) {
 			t.Errorf("round trip %d took %v while logins were pending", i, d)
 		}
 	}
+	// New logins are not held up behind the stuck ones either.
+	start := time.Now()
+	connect5(t, addr, loginGood(uniqueID("live")))
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("a login took %v while two were stuck at the service", d)
+	}
 	for range 2 {
 		if rc := recv(t, done, waitTimeout, "slow login's CONNACK"); rc != 0x88 {
 			t.Errorf("slow login: reason %#x, want 0x88", rc)
