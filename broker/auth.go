@@ -101,7 +101,16 @@ func (s *Server) setupSecurity() error {
 	onErr := func(what string) func(error) {
 		return func(err error) { s.log.Warn("reload failed", "what", what, "err", err) }
 	}
-	fail := func(err error) error { cancel(); return err }
+	fail := func(err error) error {
+		cancel()
+		if s.hookPool != nil {
+			s.hookPool.close()
+		}
+		if c, ok := s.hooks.(interface{ Close() error }); ok {
+			c.Close()
+		}
+		return err
+	}
 
 	h, err := s.externalHooks()
 	if err != nil {

@@ -83,3 +83,25 @@ func BenchmarkPublishQoS0ACL(b *testing.B) {
 		})
 	}
 }
+
+// TestSecurityConfigErrors: a broken auth configuration is an error from
+// New that names the problem, not a broker that lets everyone in.
+func TestSecurityConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad")
+	os.WriteFile(bad, []byte("allow pub a/#/b\n"), 0o600)
+	for name, mod := range map[string]func(*config.Config){
+		"missing password file": func(c *config.Config) { c.PasswordFile = filepath.Join(dir, "none") },
+		"bad ACL file":          func(c *config.Config) { c.ACLFile = bad },
+		"missing JWT key file":  func(c *config.Config) { c.JWTPublicKey = filepath.Join(dir, "none.pem") },
+		"webhook and extend":    func(c *config.Config) { c.WebhookURL = "http://127.0.0.1:1"; c.AuthMode = 2 },
+		"long extend token":     func(c *config.Config) { c.AuthMode = 2; c.ExtendToken = "much too long a token" },
+	} {
+		cfg := config.Default()
+		cfg.Listen = ""
+		mod(&cfg)
+		if _, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil {
+			t.Errorf("%s: New succeeded", name)
+		}
+	}
+}

@@ -104,9 +104,6 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	s.silent = newWheel(s, s.checkSilent)
 	s.stalls = newWheel(s, s.checkStalled)
 	s.expiring = newWheel(s, s.checkExpired)
-	if err := s.setupSecurity(); err != nil {
-		return nil, err
-	}
 	if cfg.Listen != "" {
 		s.listeners = append(s.listeners, transport.NewTCP(cfg.Listen, s))
 	}
@@ -127,6 +124,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		if cfg.WSSListen != "" {
 			s.listeners = append(s.listeners, transport.NewWebSocket(cfg.WSSListen, transport.WSOptions{Origins: cfg.WSOrigins}, t, s))
 		}
+	}
+	if err := s.setupSecurity(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
