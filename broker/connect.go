@@ -74,14 +74,14 @@ func (s *Server) connect(c *client, pk *packets.Packet, fh packets.FixedHeader, 
 func (s *Server) connectWith(c *client, pk *packets.Packet, id string, assigned bool, info *auth.ConnectInfo, r auth.Result, hk hookVerdict) error {
 	cf := &pk.Connect
 	v := cf.Level
+	if info == nil {
+		info = &auth.ConnectInfo{ClientID: id}
+	}
 	if r.Decision == auth.Allow && hk.err != nil {
 		r = auth.Result{Decision: auth.Deny, Reason: auth.NotAuthorized, Err: hk.err}
 	}
 	if r.Decision != auth.Allow {
 		return s.refuseAuth(c, v, *info, &r)
-	}
-	if info == nil {
-		info = &auth.ConnectInfo{ClientID: id}
 	}
 	g := s.newGuard(&r, id, info.Addr)
 	if cf.WillFlag && g != nil && !g.acl.CanPublish(string(cf.WillTopic)) {
