@@ -103,6 +103,8 @@ func fakeWebhook(t *testing.T, log *calls) *httptest.Server {
 			default:
 				resp = map[string]any{"ok": true}
 			}
+		case "/connect":
+			resp = map[string]any{"ok": !strings.HasPrefix(req.ClientID, "noconn")}
 		default:
 			resp = map[string]any{"ok": true}
 		}
@@ -158,6 +160,39 @@ func TestWebhook(t *testing.T) {
 	sub.none("censored message")
 	sub.quit(nil)
 	waitFor(t, "/disconnect "+subID, func() bool { return log.has("/disconnect " + subID) })
+
+	// The same login again is answered from the cache, on the event loop;
+	// /connect is still asked, on the hook pool.
+	count := func(s string) int {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		n := 0
+		for _, x := range log.seen {
+			if x == s {
+				n++
+			}
+		}
+		return n
+	}
+	connect5(t, addr, loginGood(subID))
+	if n := count("/auth " + subID); n != 1 {
+		t.Errorf("/auth asked %d times for two logins within the cache TTL, want 1", n)
+	}
+	if n := count("/connect " + subID); n != 2 {
+		t.Errorf("/connect asked %d times for two logins, want 2", n)
+	}
+
+	// /connect refuses: after a fresh /auth (on the chain's workers), and
+	// after a cached one (on the hook pool).
+	nc := uniqueID("noconn")
+	for i := range 2 {
+		if _, rc := login5(t, addr, loginGood(nc), "", ""); rc != 0x87 {
+			t.Errorf("login %d refused by /connect: reason %#x, want 0x87", i, rc)
+		}
+	}
+	if n := count("/auth " + nc); n != 1 {
+		t.Errorf("/auth asked %d times, want 1 (then cached)", n)
+	}
 }
 
 // TestWebhookSlowAndDown: a login the service answers too slowly is refused
