@@ -5,12 +5,17 @@ import (
 	"encoding/hex"
 	"time"
 
+	"github.com/coolpy7/coolpy7/auth"
+	"github.com/coolpy7/coolpy7/hooks"
 	"github.com/coolpy7/coolpy7/packets"
 	"github.com/coolpy7/coolpy7/store"
+	"github.com/coolpy7/coolpy7/transport"
 )
 
-// connect handles CONNECT: identity, session, will, keepalive, CONNACK.
-func (s *Server) connect(c *client, pk *packets.Packet) error {
+// connect handles CONNECT: identity, authentication, session, will,
+// keepalive, CONNACK. When authentication or a hook cannot answer at once
+// it returns errSuspended and a worker finishes the CONNECT (auth.go).
+func (s *Server) connect(c *client, pk *packets.Packet, fh packets.FixedHeader, body []byte) error {
 	cf := &pk.Connect
 	v := cf.Level
 	id := string(cf.ClientID)
@@ -39,6 +44,55 @@ func (s *Server) connect(c *client, pk *packets.Packet) error {
 	if s.closing.Load() {
 		return errShutdown
 	}
+	c.set(flagConnecting)
+	if s.open() {
+		r := auth.Result{Decision: auth.Allow, Username: string(cf.Username)}
+		return s.connectWith(c, pk, id, assigned, nil, r, hookVerdict{})
+	}
+	info := auth.ConnectInfo{ClientID: id, Username: string(cf.Username), Password: cf.Password,
+		Addr: addrOf(c.conn), CertCN: transport.CommonName(c.conn)}
+	if !s.connectAllowed(info.Addr) {
+		r := auth.Result{Decision: auth.Deny, Reason: auth.RateLimited}
+		return s.refuseAuth(c, v, info, &r)
+	}
+	r, now := s.authenticate(c, &info, id, assigned, fh, body)
+	if !now {
+		return errSuspended
+	}
+	var hk hookVerdict
+	if r.Decision == auth.Allow && s.hookEv&hooks.Connect != 0 {
+		if s.hookBlocks(hooks.Connect) {
+			return s.connectOffloaded(c, v, &info, r, id, assigned, fh, body)
+		}
+		hk = s.hookConnect(&info, &r)
+	}
+	return s.connectWith(c, pk, id, assigned, &info, r, hk)
+}
+
+// connectWith goes on with a CONNECT once authentication (and the
+// OnConnect hook) answered. info is nil when there was nothing to ask.
+func (s *Server) connectWith(c *client, pk *packets.Packet, id string, assigned bool, info *auth.ConnectInfo, r auth.Result, hk hookVerdict) error {
+	cf := &pk.Connect
+	v := cf.Level
+	if info == nil {
+		info = &auth.ConnectInfo{ClientID: id}
+	}
+	if r.Decision == auth.Allow && hk.err != nil {
+		r = auth.Result{Decision: auth.Deny, Reason: auth.NotAuthorized, Err: hk.err}
+	}
+	if r.Decision != auth.Allow {
+		return s.refuseAuth(c, v, *info, &r)
+	}
+	g := s.newGuard(&r, id, info.Addr)
+	if cf.WillFlag && g != nil && !g.acl.CanPublish(string(cf.WillTopic)) {
+		s.stats.pubDenied.Add(1)
+		r = auth.Result{Decision: auth.Deny, Reason: auth.NotAuthorized, Err: errWillDenied}
+		return s.refuseAuth(c, v, *info, &r)
+	}
+	if s.closing.Load() {
+		return errShutdown
+	}
+	c.install(g)
 
 	c.version = v
 	c.keepAlive = cf.KeepAlive
@@ -107,6 +161,14 @@ func (s *Server) connect(c *client, pk *packets.Packet) error {
 	if c.keepAlive > 0 {
 		s.silent.add(c, s.clock.Load()+keepAliveTicks(c.keepAlive))
 	}
+	if g != nil && g.expires != 0 {
+		s.expiring.add(c, g.expires)
+	}
+	if c.has(flagClosing) {
+		// The connection ended while a worker finished its CONNECT: Close
+		// found it not yet connected and left the release to us.
+		c.release()
+	}
 	return nil
 }
 
@@ -114,6 +176,7 @@ var (
 	errClientID   = &packets.Error{Code: packets.ClientIdentifierNotValid, Msg: "client identifier rejected"}
 	errAuthMethod = &packets.Error{Code: packets.BadAuthenticationMethod, Msg: "enhanced authentication not supported"}
 	errTooMany    = &packets.Error{Code: packets.QuotaExceeded, Msg: "connection limit reached"}
+	errWillDenied = &packets.Error{Code: packets.NotAuthorized, Msg: "will topic not allowed"}
 )
 
 func newClientID() string {
@@ -296,11 +359,15 @@ func (s *Server) expire(sess *session) {
 // registered under its ID.
 func (s *Server) endSession(sess *session) {
 	s.sessMu.Lock()
-	if s.sessions[sess.id] == sess {
+	ended := s.sessions[sess.id] == sess
+	if ended {
 		delete(s.sessions, sess.id)
 	}
 	s.sessMu.Unlock()
 	s.dropSession(sess)
+	if ended {
+		s.hookExpired(sess.id)
+	}
 }
 
 // dropSession discards a session's subscriptions and messages.

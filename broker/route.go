@@ -5,6 +5,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/coolpy7/coolpy7/hooks"
 	"github.com/coolpy7/coolpy7/packets"
 	"github.com/coolpy7/coolpy7/store"
 	"github.com/coolpy7/coolpy7/topics"
@@ -75,13 +76,16 @@ func (s *Server) route(p *pub) int {
 	n := 0
 	for i := range r.Subs {
 		m := &r.Subs[i]
+		if s.hookEv&hooks.Deliver != 0 && !s.hookDeliver(m.Sub, p) {
+			continue
+		}
 		qos := min(p.qos, m.QoS)
 		m.Sub.deliver(p, qos, p.retain && m.RetainAsPublished, m.IDs)
 		n++
 	}
 	for i := range r.Shared {
 		g := &r.Shared[i]
-		if mem, ok := s.pickShared(g); ok {
+		if mem, ok := s.pickShared(g); ok && (s.hookEv&hooks.Deliver == 0 || s.hookDeliver(mem.Sub, p)) {
 			var ids []uint32
 			if mem.Opts.ID != 0 {
 				ids = []uint32{mem.Opts.ID}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coolpy7/coolpy7/config"
+	"github.com/coolpy7/coolpy7/hooks"
 	"github.com/coolpy7/coolpy7/packets"
 	"github.com/coolpy7/coolpy7/store"
 	"github.com/coolpy7/coolpy7/topics"
@@ -43,6 +44,7 @@ type Server struct {
 
 	silent   *wheel       // connect timeout and keepalive
 	stalls   *wheel       // write timeout
+	expiring *wheel       // credentials that lapse (auth.go)
 	clock    atomic.Int64 // coarse ticks since start, see keepalive.go
 	started  time.Time
 	shareSeq atomic.Uint64
@@ -51,6 +53,11 @@ type Server struct {
 	done     sync.WaitGroup
 
 	stats stats
+
+	sec      security    // authentication, ACL, limits, bans (auth.go)
+	hooks    Hooks       // nil for none (hooks.go)
+	hookEv   hooks.Event // what hooks wants, 0 without hooks
+	hookPool *pool       // runs blocking hooks; nil unless they block
 }
 
 // RetainedStore keeps retained messages. It is the seam for persistence:
@@ -71,6 +78,7 @@ type stats struct {
 	protocolErrors                     atomic.Int64
 	connectTimeouts, keepaliveTimeouts atomic.Int64
 	writeTimeouts                      atomic.Int64
+	authStats
 }
 
 var (
@@ -96,6 +104,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.silent = newWheel(s, s.checkSilent)
 	s.stalls = newWheel(s, s.checkStalled)
+	s.expiring = newWheel(s, s.checkExpired)
 	if cfg.Listen != "" {
 		s.listeners = append(s.listeners, transport.NewTCP(cfg.Listen, s))
 	}
@@ -126,6 +135,11 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		s.closing.Store(true) // the restored timers do nothing now
 		_ = st.Close()
 		return nil, fmt.Errorf("loading the store: %w", err)
+	}
+	if err := s.setupSecurity(); err != nil {
+		s.closing.Store(true)
+		_ = st.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -163,6 +177,7 @@ func (s *Server) run() {
 			s.clock.Store(tick)
 			s.silent.tick(last+1, tick)
 			s.stalls.tick(last+1, tick)
+			s.expiring.tick(last+1, tick)
 			last = tick
 			if s.cfg.SysInterval > 0 && tick >= nextSys {
 				s.publishSys()
@@ -214,6 +229,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			l.Stop()
 		}
 		s.done.Wait()
+		s.closeSecurity()
 		if err := s.store.Close(); err != nil {
 			s.log.Error("closing the store", "err", err)
 		}

@@ -46,6 +46,15 @@ func (s *Server) publishSys() {
 		// Writes per fsync is the group commit at work.
 		{"$SYS/broker/store/writes", ss.Writes},
 		{"$SYS/broker/store/syncs", ss.Syncs},
+		{"$SYS/broker/auth/refused", st.authFailures.Load()},
+		{"$SYS/broker/auth/expired", st.expired.Load()},
+		{"$SYS/broker/auth/rate_limited", st.rateLimited.Load()},
+		{"$SYS/broker/publish/denied", st.pubDenied.Load()},
+		{"$SYS/broker/flood/disconnected", st.floods.Load()},
+		{"$SYS/broker/bans/added", st.bans.Load()},
+		{"$SYS/broker/bans/count", int64(s.banCount())},
+		{"$SYS/broker/hooks/busy", st.hookBusy.Load()},
+		{"$SYS/broker/hooks/denied", st.hookDenied.Load()},
 	} {
 		s.publishInternal(kv.topic, []byte(strconv.FormatInt(kv.value, 10)))
 	}

@@ -73,8 +73,8 @@ type Config struct {
 	MaxWriteBuffer int `toml:"max_write_buffer"`
 	// SysInterval is how often $SYS topics are published; 0 turns them off.
 	SysInterval Seconds `toml:"sys_interval"`
-	// DenySubscribe lists topic filters no client may subscribe to (until
-	// the ACL exists).
+	// DenySubscribe lists topic filters no client may subscribe to,
+	// whatever the ACL (acl_file) says.
 	DenySubscribe []string `toml:"deny_subscribe"`
 	// ObscureNotAuthorized answers a v5 subscription that is not allowed
 	// with 0x80 (unspecified error) instead of 0x87 (not authorized), so as
@@ -113,6 +113,7 @@ type Config struct {
 	// Repair (-repair, command line only) salvages the store in DataDir
 	// and exits instead of serving.
 	Repair bool `toml:"-"`
+	AuthConfig
 }
 
 // Seconds is a duration written as whole seconds.
@@ -138,6 +139,7 @@ func Default() Config {
 		DataDir:           "./data",
 		Durability:        "durable",
 		QueuePolicy:       "refuse-newest",
+		AuthConfig:        defaultAuth(),
 	}
 }
 
@@ -207,6 +209,9 @@ func (c *Config) Validate() error {
 	if _, err := store.ParsePolicy(c.QueuePolicy); err != nil {
 		return err
 	}
+	if err := c.AuthConfig.validate(); err != nil {
+		return err
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -261,6 +266,7 @@ func Parse(name string, args []string) (Config, error) {
 	fs.IntVar((*int)(&f.WillTTL), "wt", int(d.WillTTL), "`seconds` after its time a will is still published after a restart; 0 is forever")
 	fs.IntVar((*int)(&f.RetainedTTL), "rt", int(d.RetainedTTL), "`seconds` a retained message is kept; 0 is forever")
 	fs.BoolVar(&f.Repair, "repair", false, "salvage the store in -data (it must not be in use) and exit")
+	setAuth := authFlags(fs, &f.AuthConfig)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nCoolpy7 MQTT broker (MQTT 3.1, 3.1.1 and 5.0).\n\nFlags:\n", name)
 		fs.PrintDefaults()
@@ -276,6 +282,7 @@ func Parse(name string, args []string) (Config, error) {
 		return c, err
 	}
 	fs.Visit(func(fl *flag.Flag) {
+		setAuth(fl.Name, &c.AuthConfig)
 		switch fl.Name {
 		case "l":
 			c.Listen = f.Listen
