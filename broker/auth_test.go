@@ -25,6 +25,7 @@ func aclServer(t testing.TB, n int) (*Server, any, []byte, []byte) {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
+	cfg.DataDir = "" // in memory: parallel tests must not share ./data
 	cfg.Listen = ""
 	cfg.SysInterval = 0
 	cfg.ACLFile = p
@@ -98,6 +99,7 @@ func TestSecurityConfigErrors(t *testing.T) {
 		"long extend token":     func(c *config.Config) { c.AuthMode = 2; c.ExtendToken = "much too long a token" },
 	} {
 		cfg := config.Default()
+		cfg.DataDir = "" // in memory: parallel tests must not share ./data
 		cfg.Listen = ""
 		mod(&cfg)
 		if _, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil {

@@ -28,6 +28,7 @@ func TestCertAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
+	cfg.DataDir = "" // in memory: parallel tests must not share ./data
 	cfg.Listen = ""
 	cfg.TLSListen = "127.0.0.1:0"
 	cfg.TLSCert, cfg.TLSKey = cert, key
