@@ -16,6 +16,9 @@ import (
 
 	"github.com/coolpy7/coolpy7/config"
 	"github.com/coolpy7/coolpy7/packets"
+	"github.com/coolpy7/coolpy7/store"
+	"github.com/coolpy7/coolpy7/store/memory"
+	"github.com/coolpy7/coolpy7/store/pebble"
 	"github.com/coolpy7/coolpy7/topics"
 	"github.com/coolpy7/coolpy7/transport"
 )
@@ -32,6 +35,7 @@ type Server struct {
 
 	subs     *topics.Trie[*session]
 	retained RetainedStore
+	store    store.Store
 
 	sessMu   sync.Mutex
 	sessions map[string]*session
@@ -111,6 +115,17 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		if cfg.WSSListen != "" {
 			s.listeners = append(s.listeners, transport.NewWebSocket(cfg.WSSListen, transport.WSOptions{Origins: cfg.WSOrigins}, t, s))
 		}
+	}
+	// The store is opened last so that no earlier error leaves it open.
+	so := store.Options{MaxCount: cfg.MaxQueued, Logger: log}
+	if cfg.DataDir == "" {
+		s.store = memory.Open(so)
+	} else {
+		st, err := pebble.Open(cfg.DataDir, so)
+		if err != nil {
+			return nil, err
+		}
+		s.store = st
 	}
 	return s, nil
 }
@@ -204,7 +219,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-stopped:
 		s.log.Info("stopped")
-		return nil
+		return s.store.Close()
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -81,6 +81,9 @@ type Config struct {
 	// PprofListen serves net/http/pprof on this address when set, for
 	// profiling a running broker; keep it on loopback.
 	PprofListen string `toml:"pprof_listen"`
+	// DataDir is where the broker keeps its store on disk (-data); empty
+	// keeps everything in memory.
+	DataDir string `toml:"data_dir"`
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string `toml:"log_level"`
 	LogFormat string `toml:"log_format"`
@@ -204,6 +207,7 @@ func Parse(name string, args []string) (Config, error) {
 	fs.IntVar((*int)(&f.MaxSessionExpiry), "mse", int(d.MaxSessionExpiry), "maximum session expiry `seconds`; 0 never expires persistent sessions")
 	fs.IntVar(&f.MaxQueued, "mq", d.MaxQueued, "maximum queued messages per session")
 	fs.IntVar((*int)(&f.SysInterval), "sys", int(d.SysInterval), "`seconds` between $SYS publications; 0 turns $SYS off")
+	fs.StringVar(&f.DataDir, "data", d.DataDir, "store `directory` on disk; empty keeps everything in memory")
 	fs.StringVar(&f.PprofListen, "pprof", d.PprofListen, "serve net/http/pprof on this `address` (keep it on loopback); empty is off")
 	fs.StringVar(&f.LogLevel, "log", d.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&f.LogFormat, "logfmt", d.LogFormat, "log `format`: text or json")
@@ -264,6 +268,8 @@ func Parse(name string, args []string) (Config, error) {
 			c.MaxQueued = f.MaxQueued
 		case "sys":
 			c.SysInterval = f.SysInterval
+		case "data":
+			c.DataDir = f.DataDir
 		case "pprof":
 			c.PprofListen = f.PprofListen
 		case "log":
