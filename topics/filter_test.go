@@ -27,6 +27,8 @@ func TestValidFilter(t *testing.T) {
 		{"$share/g/+/x", true},
 		{"$share/g//", true},
 		{"$share/g/$share/h/x", true},
+		{"$share/g", true}, // the original Coolpy7's group topic
+		{"$queue/g", true},
 		{"", false},
 		{"a#", false},
 		{"#/a", false},
@@ -38,7 +40,6 @@ func TestValidFilter(t *testing.T) {
 		{"a\x00b", false},
 		{"\xff", false},
 		{"$share/", false},
-		{"$share/g", false},
 		{"$share/g/", false},
 		{"$share//a", false},
 		{"$share/g+/a", false},
@@ -96,6 +97,29 @@ func TestParseShared(t *testing.T) {
 		group, filter, ok := ParseShared(tc.f)
 		if group != tc.group || filter != tc.filter || ok != tc.ok {
 			t.Errorf("ParseShared(%q) = %q, %q, %v, want %q, %q, %v", tc.f, group, filter, ok, tc.group, tc.filter, tc.ok)
+		}
+	}
+}
+
+func TestParseGroup(t *testing.T) {
+	for _, tc := range []struct {
+		f, group, filter string
+		queue, ok        bool
+	}{
+		{"$share/g/a/b", "g", "a/b", false, true},
+		{"$share/g", "g", "$share/g", false, true},
+		{"$queue/g", "g", "$queue/g", true, true},
+		{"$queue/g/a", "", "", false, false},
+		{"$queue/", "", "", false, false},
+		{"$queue/+", "", "", false, false},
+		{"$share/", "", "", false, false},
+		{"$share/g#", "", "", false, false},
+		{"$share/g/", "", "", false, false},
+		{"a/b", "", "", false, false},
+	} {
+		group, filter, queue, ok := ParseGroup(tc.f)
+		if group != tc.group || filter != tc.filter || queue != tc.queue || ok != tc.ok {
+			t.Errorf("ParseGroup(%q) = %q, %q, %v, %v, want %q, %q, %v, %v", tc.f, group, filter, queue, ok, tc.group, tc.filter, tc.queue, tc.ok)
 		}
 	}
 }
