@@ -468,15 +468,17 @@ func (c *client) publish(pk *packets.Packet) error {
 	sys := len(topic) >= 5 && string(topic[:5]) == "$SYS/"
 	switch pk.QoS {
 	case 0:
-		if !sys {
+		if _, kept := s.publishSpecial(&p); !sys && !kept {
 			s.route(&p)
 		}
 	case 1:
-		// The acknowledgement goes out before the fan-out: the broker owns
-		// the message from here, and the publisher need not wait for it to
-		// be written to every subscriber.
-		c.writeAck(packets.Puback, pk.PacketID, 0)
-		if !sys {
+		// $queue and $delayed messages are stored before the PUBACK, which
+		// carries the refusal if there is one. Others are acknowledged
+		// before the fan-out: the broker owns the message from here, and the
+		// publisher need not wait for it to be written to every subscriber.
+		code, kept := s.publishSpecial(&p)
+		c.writeAck(packets.Puback, pk.PacketID, c.reason(code))
+		if !sys && !kept {
 			s.route(&p)
 		}
 	case 2:
@@ -484,12 +486,27 @@ func (c *client) publish(pk *packets.Packet) error {
 		if !ok {
 			return errReceiveMax
 		}
-		c.writeAck(packets.Pubrec, pk.PacketID, 0)
-		if isNew && !sys {
+		code, kept := byte(0), false
+		if isNew {
+			if code, kept = s.publishSpecial(&p); code >= 0x80 {
+				// A PUBREC with an error ends the exchange: no PUBREL follows.
+				c.sess.release(pk.PacketID)
+			}
+		}
+		c.writeAck(packets.Pubrec, pk.PacketID, c.reason(code))
+		if isNew && !sys && !kept {
 			s.route(&p)
 		}
 	}
 	return nil
+}
+
+// reason is code for a v5 client; v3 acknowledgements carry none.
+func (c *client) reason(code byte) byte {
+	if c.version != packets.V5 {
+		return 0
+	}
+	return code
 }
 
 // subscribe handles SUBSCRIBE: SUBACK first, then retained messages.
@@ -507,7 +524,7 @@ func (c *client) subscribe(pk *packets.Packet) error {
 			codes[i] = c.failCode(packets.TopicFilterInvalid)
 			continue
 		}
-		group, _, shared := topics.ParseShared(filter)
+		group, _, queue, shared := topics.ParseGroup(filter)
 		if shared && f.NoLocal {
 			return errSharedNoLocal
 		}
@@ -529,6 +546,9 @@ func (c *client) subscribe(pk *packets.Packet) error {
 		c.sess.setSub(filter, opts)
 		c.sess.mu.Unlock()
 		codes[i] = f.QoS
+		if queue {
+			s.wakeQueue(group)
+		}
 		if group == "" && (opts.RetainHandling == 0 || opts.RetainHandling == 1 && isNew) {
 			sendRetained = append(sendRetained, retainedReq{filter, opts})
 		}

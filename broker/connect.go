@@ -208,6 +208,10 @@ func (s *Server) detach(c *client) {
 	}
 	sess.c = nil
 	sess.expiry = c.sessionExpiry.Load()
+	var shared []delivery
+	if !s.closing.Load() {
+		shared = sess.takeShared()
+	}
 	will := c.will.Swap(nil)
 	if c.has(flagDisconnected) {
 		will = nil
@@ -226,6 +230,7 @@ func (s *Server) detach(c *client) {
 		sess.offlineState().expiry = time.AfterFunc(time.Duration(sess.expiry)*time.Second, func() { s.expire(sess) })
 	}
 	sess.mu.Unlock()
+	s.reassign(sess, shared)
 	if will != nil {
 		s.publishWill(will)
 	}
@@ -285,10 +290,15 @@ func (s *Server) dropSession(sess *session) {
 		return
 	}
 	sess.gone = true
+	var shared []delivery
+	if !s.closing.Load() {
+		shared = sess.takeShared()
+	}
 	subs := sess.subs
 	sess.subs, sess.flow = nil, nil
 	sess.stopOffline(true)
 	sess.mu.Unlock()
+	s.reassign(sess, shared)
 	for _, sub := range subs {
 		s.subs.Unsubscribe(sub.filter, sess)
 	}

@@ -44,12 +44,18 @@ type Server struct {
 	stalls   *wheel       // write timeout
 	clock    atomic.Int64 // coarse ticks since start, see keepalive.go
 	started  time.Time
-	shareSeq atomic.Uint64
 	closing  atomic.Bool
 	stop     chan struct{}
 	done     sync.WaitGroup
 
 	stats stats
+
+	// $queue groups (queue.go) and delayed messages (delayed.go).
+	qmu     sync.Mutex
+	queues  map[string]*queueGroup
+	qkick   chan struct{}
+	dmu     sync.Mutex
+	delayed delayedHeap
 }
 
 // RetainedStore keeps retained messages. It is the seam for persistence:
@@ -70,6 +76,7 @@ type stats struct {
 	protocolErrors                     atomic.Int64
 	connectTimeouts, keepaliveTimeouts atomic.Int64
 	writeTimeouts                      atomic.Int64
+	delayedRefused                     atomic.Int64
 }
 
 var (
@@ -92,6 +99,8 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		retained: topics.NewRetained[*Message](),
 		sessions: make(map[string]*session),
 		stop:     make(chan struct{}),
+		queues:   make(map[string]*queueGroup),
+		qkick:    make(chan struct{}, 1),
 	}
 	s.silent = newWheel(s, s.checkSilent)
 	s.stalls = newWheel(s, s.checkStalled)
@@ -133,6 +142,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 // Start opens the listeners and starts serving.
 func (s *Server) Start() error {
 	s.started = time.Now()
+	if err := s.loadDelayed(); err != nil {
+		return err
+	}
 	for i, l := range s.listeners {
 		if err := l.Start(); err != nil {
 			for _, prev := range s.listeners[:i] {
@@ -142,8 +154,9 @@ func (s *Server) Start() error {
 		}
 		s.log.Info("listening", "proto", "mqtt", "addr", l.Addr())
 	}
-	s.done.Add(1)
+	s.done.Add(2)
 	go s.run()
+	go s.runQueues()
 	return nil
 }
 
@@ -164,6 +177,7 @@ func (s *Server) run() {
 			s.silent.tick(last+1, tick)
 			s.stalls.tick(last+1, tick)
 			last = tick
+			s.fireDelayed(now)
 			if s.cfg.SysInterval > 0 && tick >= nextSys {
 				s.publishSys()
 				nextSys = tick + int64(s.cfg.SysInterval)*ticksPerSecond

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/json"
 	"strconv"
 	"time"
 )
@@ -35,10 +36,26 @@ func (s *Server) publishSys() {
 		{"$SYS/broker/errors/connect_timeout", st.connectTimeouts.Load()},
 		{"$SYS/broker/errors/keepalive_timeout", st.keepaliveTimeouts.Load()},
 		{"$SYS/broker/errors/write_timeout", st.writeTimeouts.Load()},
+		{"$SYS/broker/delayed/count", int64(s.delayedCount())},
+		{"$SYS/broker/delayed/refused", st.delayedRefused.Load()},
 	} {
 		s.publishInternal(kv.topic, []byte(strconv.FormatInt(kv.value, 10)))
 	}
 	s.publishInternal("$SYS/broker/version", []byte(Version))
+	s.publishGroups()
+}
+
+// publishGroups publishes the shared groups, their members and queue
+// depths as one JSON document (a filter can hold '+' and '#', which a topic
+// name cannot, so there is no topic per group).
+func (s *Server) publishGroups() {
+	gs := s.SharedGroups()
+	s.publishInternal("$SYS/broker/shared/count", []byte(strconv.Itoa(len(gs))))
+	b, err := json.Marshal(gs)
+	if err != nil {
+		return
+	}
+	s.publishInternal("$SYS/broker/shared/groups", b)
 }
 
 // publishInternal routes a retained QoS 0 message from the broker itself.
