@@ -40,13 +40,13 @@ type Server struct {
 	sessMu   sync.Mutex
 	sessions map[string]*session
 
-	silent   *wheel       // connect timeout and keepalive
-	stalls   *wheel       // write timeout
-	clock    atomic.Int64 // coarse ticks since start, see keepalive.go
-	started  time.Time
-	closing  atomic.Bool
-	stop     chan struct{}
-	done     sync.WaitGroup
+	silent  *wheel       // connect timeout and keepalive
+	stalls  *wheel       // write timeout
+	clock   atomic.Int64 // coarse ticks since start, see keepalive.go
+	started time.Time
+	closing atomic.Bool
+	stop    chan struct{}
+	done    sync.WaitGroup
 
 	stats stats
 
