@@ -50,7 +50,10 @@ var delayedSeq atomic.Uint64
 // parseDelayed splits "$delayed/{seconds}/{topic}"; ok is false when the
 // seconds are not a number or the topic is not one a client may publish to.
 func parseDelayed(t string) (secs uint64, topic string, ok bool) {
-	rest := strings.TrimPrefix(t, delayedPrefix)
+	rest, found := strings.CutPrefix(t, delayedPrefix)
+	if !found {
+		return 0, "", false
+	}
 	n, topic, found := strings.Cut(rest, "/")
 	if !found {
 		return 0, "", false

@@ -30,16 +30,21 @@ func (s *Server) strategy(g *group) int32 {
 	if v := g.Strategy.Load(); v != 0 {
 		return v
 	}
-	name := s.cfg.SharedStrategy
-	if o, ok := s.cfg.SharedStrategies[g.Name]; ok {
-		name = o
-	}
-	v := int32(slices.Index(strategyNames[:], name))
-	if v <= 0 {
-		v = stratRoundRobin // config.Validate lets no other name through
-	}
+	v := s.strategyOf(g.Name)
 	g.Strategy.Store(v)
 	return v
+}
+
+// strategyOf is the configured strategy of group name.
+func (s *Server) strategyOf(name string) int32 {
+	st := s.cfg.SharedStrategy
+	if o, ok := s.cfg.SharedStrategies[name]; ok {
+		st = o
+	}
+	if v := int32(slices.Index(strategyNames[:], st)); v > 0 {
+		return v
+	}
+	return stratRoundRobin // config.Validate lets no other name through
 }
 
 var hashSeed = maphash.MakeSeed()
@@ -217,7 +222,7 @@ func (s *Server) SharedGroups() []SharedGroup {
 	gs := s.subs.Groups()
 	out := make([]SharedGroup, 0, len(gs))
 	for _, g := range gs {
-		sg := SharedGroup{Name: g.Name, Filter: g.Filter, Strategy: strategyNames[s.strategy(g)], Queue: g.Queue}
+		sg := SharedGroup{Name: g.Name, Filter: g.Filter, Strategy: strategyNames[s.strategy(g)], Queue: g.Queue, Members: []string{}}
 		for _, m := range g.Members() {
 			sess := m.Sub
 			sg.Members = append(sg.Members, sess.id)
@@ -238,6 +243,20 @@ func (s *Server) SharedGroups() []SharedGroup {
 			sg.Queued = s.queueDepth(g.Name)
 		}
 		out = append(out, sg)
+	}
+	// A $queue group whose messages wait for a first member is shown too.
+	s.qmu.Lock()
+	var waiting []string
+	for name := range s.queues {
+		if s.subs.Group(name, "$queue/"+name) == nil {
+			waiting = append(waiting, name)
+		}
+	}
+	s.qmu.Unlock()
+	for _, name := range waiting {
+		if n := s.queueDepth(name); n > 0 {
+			out = append(out, SharedGroup{Name: name, Filter: "$queue/" + name, Strategy: strategyNames[s.strategyOf(name)], Queue: true, Members: []string{}, Queued: n})
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Name != out[j].Name {

@@ -141,3 +141,29 @@ func matchRef(filter, topic string) bool {
 	}
 	return len(fl) == len(tl)
 }
+
+// FuzzParseGroup holds ParseGroup, which reads SUBSCRIBE filters and
+// PUBLISH topics from the network, to its own contract on any input.
+func FuzzParseGroup(f *testing.F) {
+	for _, s := range []string{"$share/g/a/#", "$share/g", "$queue/g", "$queue/", "$share//", "a/b", "$queue/g/x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		group, filter, queue, ok := ParseGroup(s)
+		if !ok {
+			if group != "" || filter != "" || queue {
+				t.Fatalf("not a group but %q %q %v", group, filter, queue)
+			}
+			return
+		}
+		if group == "" || strings.ContainsAny(group, "/+#") || filter == "" {
+			t.Fatalf("%q: group %q filter %q", s, group, filter)
+		}
+		if g, f, sh := ParseShared(s); sh != (filter != s) || sh && (g != group || f != filter) {
+			t.Fatalf("%q: ParseGroup %q %q, ParseShared %q %q %v", s, group, filter, g, f, sh)
+		}
+		if queue != strings.HasPrefix(s, "$queue/") {
+			t.Fatalf("%q: queue %v", s, queue)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -64,6 +65,11 @@ func newCounter(t *testing.T, addr, id string) *counter {
 		})
 	})
 	return k
+}
+
+func (c *client3) id() string {
+	r := c.OptionsReader()
+	return r.ClientID()
 }
 
 func (k *counter) payloads() map[string]int {
@@ -399,4 +405,46 @@ func TestDelayedPublish(t *testing.T) {
 		t.Errorf("fourth delayed message past delayed_max_count: PUBACK %+v (%v), want 0x97", pr, err)
 	}
 	sub.none("a refused or not yet due delayed message")
+}
+
+// $SYS shows the groups, their strategy, members and queue depth.
+func TestSharedSys(t *testing.T) {
+	addr := startBroker(t, func(c *config.Config) {
+		c.SharedStrategies = map[string]string{"sysg": "sticky"}
+	})
+	a, _ := connect3(t, addr, uniqueID("sys-a"), true)
+	a.mustSub("$share/sysg/sys/#", 1)
+	b, _ := connect3(t, addr, uniqueID("sys-b"), true)
+	b.mustSub("$queue/sysq", 1)
+	b.Disconnect(50) // clean session: the group has no member left
+	settle()
+	pub, _ := connect3(t, addr, uniqueID("sys-pub"), true)
+	pub.pub("$queue/sysq", 1, false, "waits")
+	pub.pub("$queue/sysq", 1, false, "waits too")
+	c, _ := connect3(t, addr, uniqueID("sys-c"), false)
+	c.mustSub("$queue/sysq2", 1)
+	c.Disconnect(50) // persistent: stays a member, offline
+	settle()
+	pub.pub("$queue/sysq2", 1, false, "for an offline member")
+	watch, _ := connect3(t, addr, uniqueID("sys-watch"), true)
+	watch.mustSub("$SYS/broker/shared/groups", 0)
+	var groups []broker.SharedGroup
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		m := watch.next("$SYS/broker/shared/groups")
+		if err := json.Unmarshal([]byte(m.Payload), &groups); err != nil {
+			t.Fatalf("%q: %v", m.Payload, err)
+		}
+		if len(groups) == 3 && groups[2].Queued == 1 || time.Now().After(deadline) {
+			break
+		}
+	}
+	want := []broker.SharedGroup{
+		{Name: "sysg", Filter: "sys/#", Strategy: "sticky", Members: []string{a.id()}, Online: 1},
+		{Name: "sysq", Filter: "$queue/sysq", Strategy: "round_robin", Queue: true, Members: []string{}, Queued: 2},
+		{Name: "sysq2", Filter: "$queue/sysq2", Strategy: "round_robin", Queue: true, Members: []string{c.id()}, Online: 0, Queued: 1},
+	}
+	if fmt.Sprint(groups) != fmt.Sprint(want) {
+		t.Fatalf("$SYS/broker/shared/groups = %+v, want %+v", groups, want)
+	}
 }
