@@ -90,7 +90,8 @@ type Config struct {
 	SharedStrategies map[string]string `toml:"shared_strategies"`
 	// DelayedMax is the longest delay "$delayed/{seconds}/{topic}" may ask
 	// for, and DelayedMaxCount how many delayed messages may wait at once;
-	// past either the publish is refused (v5: reason code 0x97).
+	// past either the publish is refused (v5: reason code 0x97). A count
+	// of 0 turns delayed publish off.
 	DelayedMax      Seconds `toml:"delayed_max"`
 	DelayedMaxCount int     `toml:"delayed_max_count"`
 	// DataDir is where the broker keeps its store on disk (-data); empty
@@ -183,7 +184,7 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("tls_client_auth %q: want none, optional or require", c.TLSClientAuth)
 	}
-	if !ValidStrategy(c.SharedStrategy) {
+	if c.SharedStrategy != "" && !ValidStrategy(c.SharedStrategy) { // empty is the default
 		return fmt.Errorf("shared_strategy %q: want one of %s", c.SharedStrategy, strings.Join(Strategies, ", "))
 	}
 	for g, st := range c.SharedStrategies {
