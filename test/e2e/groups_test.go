@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -446,5 +450,66 @@ func TestSharedSys(t *testing.T) {
 	}
 	if fmt.Sprint(groups) != fmt.Sprint(want) {
 		t.Fatalf("$SYS/broker/shared/groups = %+v, want %+v", groups, want)
+	}
+}
+
+const crashDirEnv = "COOLPY7_E2E_CRASH_DIR"
+
+// $queue and $delayed messages acknowledged before the broker process is
+// killed (SIGKILL, no shutdown) are there when it starts again. The broker
+// that dies is this test binary run again as a child.
+func TestGroupsSurviveCrash(t *testing.T) {
+	cfg := config.Default()
+	if dir := os.Getenv(crashDirEnv); dir != "" {
+		cfg.DataDir = dir
+		s, _ := startServer(t, cfg)
+		fmt.Println("addr", s.Addr())
+		select {} // until killed
+	}
+	cfg.DataDir = t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestGroupsSurviveCrash$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashDirEnv+"="+cfg.DataDir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	sc := bufio.NewScanner(out)
+	addr := ""
+	for addr == "" && sc.Scan() {
+		addr, _ = strings.CutPrefix(sc.Text(), "addr ")
+	}
+	if addr == "" {
+		t.Fatal("the child broker did not start")
+	}
+	pub, _ := connect3(t, addr, uniqueID("crash-pub"), true)
+	const n = 50
+	for i := range n {
+		pub.pub("$queue/crash", 1, false, fmt.Sprint(i))
+	}
+	start := time.Now()
+	pub.pub("$delayed/2/crash/delayed", 1, false, "later")
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+
+	s, _ := startServer(t, cfg)
+	sub := newCounter(t, s.Addr(), uniqueID("crash-sub"))
+	sub.mustSub("crash/delayed", 1)
+	sub.mustSub("$queue/crash", 1)
+	waitTotal(t, []*counter{sub}, n+1, waitTimeout)
+	if el := time.Since(start); el < 1800*time.Millisecond || el > 2200*time.Millisecond {
+		t.Errorf("delayed message after %v, want 2s ± 200ms", el)
+	}
+	got := sub.payloads()
+	if got["later"] != 1 {
+		t.Fatalf("delayed message: %v", got)
+	}
+	for i := range n {
+		if got[fmt.Sprint(i)] != 1 {
+			t.Fatalf("message %d: %v", i, got)
+		}
 	}
 }
