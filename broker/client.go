@@ -468,17 +468,23 @@ func (c *client) publish(pk *packets.Packet) error {
 	sys := len(topic) >= 5 && string(topic[:5]) == "$SYS/"
 	switch pk.QoS {
 	case 0:
-		if _, kept := s.publishSpecial(&p); !sys && !kept {
+		if _, kept := s.publishSpecial(&p); kept {
+			s.store.Commit()
+		} else if !sys {
 			s.route(&p)
 		}
 	case 1:
-		// $queue and $delayed messages are stored before the PUBACK, which
-		// carries the refusal if there is one. Others are acknowledged
-		// before the fan-out: the broker owns the message from here, and the
-		// publisher need not wait for it to be written to every subscriber.
+		// $queue and $delayed messages are acknowledged once stored. Others
+		// are acknowledged before the fan-out: the broker owns the message
+		// from here, and the publisher need not wait for it to be written to
+		// every subscriber.
 		code, kept := s.publishSpecial(&p)
-		c.writeAck(packets.Puback, pk.PacketID, c.reason(code))
-		if !sys && !kept {
+		if kept {
+			c.ackStored(packets.Puback, pk.PacketID, code)
+			return nil
+		}
+		c.writeAck(packets.Puback, pk.PacketID, 0)
+		if !sys {
 			s.route(&p)
 		}
 	case 2:
@@ -486,19 +492,44 @@ func (c *client) publish(pk *packets.Packet) error {
 		if !ok {
 			return errReceiveMax
 		}
-		code, kept := byte(0), false
 		if isNew {
-			if code, kept = s.publishSpecial(&p); code >= 0x80 {
-				// A PUBREC with an error ends the exchange: no PUBREL follows.
-				c.sess.release(pk.PacketID)
+			if code, kept := s.publishSpecial(&p); kept {
+				if code >= 0x80 {
+					// A PUBREC with an error ends the exchange: no PUBREL follows.
+					c.sess.release(pk.PacketID)
+				}
+				c.ackStored(packets.Pubrec, pk.PacketID, code)
+				return nil
 			}
 		}
-		c.writeAck(packets.Pubrec, pk.PacketID, c.reason(code))
-		if isNew && !sys && !kept {
+		c.writeAck(packets.Pubrec, pk.PacketID, 0)
+		if isNew && !sys {
 			s.route(&p)
 		}
 	}
 	return nil
+}
+
+// ackStored acknowledges a $queue or $delayed publish once the store has it
+// on disk, without waiting on the event loop: the store's committer sends
+// it. A refusal goes at once. The acknowledgements of other topics may
+// overtake it, which MQTT allows (its order is per topic, §4.6); those of
+// this kind keep their order, as the store completes commits in order.
+func (c *client) ackStored(t packets.Type, pid uint16, code byte) {
+	if code >= 0x80 {
+		c.writeAck(t, pid, c.reason(code))
+		return
+	}
+	c.srv.store.Commit().OnDone(func(err error) {
+		if err != nil {
+			if t == packets.Pubrec {
+				c.sess.release(pid) // no PUBREL follows an error
+			}
+			c.writeAck(t, pid, c.reason(packets.UnspecifiedError))
+			return
+		}
+		c.writeAck(t, pid, 0)
+	})
 }
 
 // reason is code for a v5 client; v3 acknowledgements carry none.

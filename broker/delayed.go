@@ -66,7 +66,7 @@ func parseDelayed(t string) (secs uint64, topic string, ok bool) {
 }
 
 // publishDelayed keeps a "$delayed/..." publish until its time and returns
-// the v5 reason code for its acknowledgement.
+// the v5 reason code for its acknowledgement; the caller commits the write.
 func (s *Server) publishDelayed(p *pub) byte {
 	secs, topic, ok := parseDelayed(stringOf(p.topic))
 	if !ok {
@@ -92,7 +92,6 @@ func (s *Server) publishDelayed(p *pub) byte {
 		s.log.Error("$delayed put", "err", err)
 		return packets.UnspecifiedError
 	}
-	s.store.Commit()
 	heap.Push(&s.delayed, delayed{at, id, m})
 	return 0
 }

@@ -116,7 +116,8 @@ func (s *Server) queueSettled(name string, seq uint64, back bool) {
 }
 
 // publishQueue keeps a publish to "$queue/{name}" in the group's store
-// queue and returns the v5 reason code for its acknowledgement.
+// queue and returns the v5 reason code for its acknowledgement; the caller
+// commits the write.
 func (s *Server) publishQueue(name string, p *pub) byte {
 	qg := s.queueGroup(name, true)
 	m := p.message()
@@ -128,7 +129,6 @@ func (s *Server) publishQueue(name string, p *pub) byte {
 		s.log.Error("$queue append", "group", name, "err", err)
 		return packets.UnspecifiedError
 	}
-	s.store.Commit()
 	qg.mu.Lock()
 	qg.wake = true
 	qg.mu.Unlock()
