@@ -115,6 +115,8 @@ scenario_args() {
 	p2p-qos1) printf '%s\n' p2p -c 100 -q 1 -s 64 -I 0 --duration 10 ;;
 	fanout) printf '%s\n' fanout -c 1000 --pubs 1 -I 1ms -q 0 -s 64 --duration 10 --drain 5 ;;
 	fanin) printf '%s\n' fanin -c 1000 --subs 1 -I 10ms -q 0 -s 64 --duration 10 --drain 5 ;;
+	fanin-shared) printf '%s\n' fanin -c 1000 --subs 5 -t 'fanin/%i' --sub-topic '$share/g/fanin/#' -I 10ms -q 0 -s 64 --duration 10 --drain 5 ;;
+	fanin-shared-qos1) printf '%s\n' fanin -c 1000 --subs 5 -t 'fanin/%i' --sub-topic '$share/g/fanin/#' -I 10ms -q 1 -s 64 --duration 10 --drain 5 ;;
 	connect) printf '%s\n' conn -c 15000 --duration 1 ;;
 	latency) printf '%s\n' p2p -c 100 -q 0 -s 64 -I 10ms --duration 10 ;;
 	*) die "unknown scenario $1" ;;

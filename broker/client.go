@@ -521,14 +521,22 @@ func (c *client) publish(pk *packets.Packet, a *hookAnswer) error {
 	sys := len(p.topic) >= 5 && string(p.topic[:5]) == "$SYS/"
 	switch pk.QoS {
 	case 0:
-		if !sys {
+		if _, kept := s.publishSpecial(&p); kept {
+			s.store.Commit()
+		} else if !sys {
 			s.route(&p)
 		}
 	case 1:
 		// The acknowledgement follows the fan-out, which tells whether the
 		// message had to be stored; if so it waits for the store's commit
-		// (persist.go).
-		if !sys {
+		// (persist.go). $queue and $delayed messages always are stored.
+		if code, kept := s.publishSpecial(&p); kept {
+			if code >= 0x80 {
+				c.writeAck(packets.Puback, pk.PacketID, c.reason(code))
+				return nil
+			}
+			p.stored = true
+		} else if !sys {
 			s.route(&p)
 		}
 		if p.failed {
@@ -540,7 +548,18 @@ func (c *client) publish(pk *packets.Packet, a *hookAnswer) error {
 		if !ok {
 			return errReceiveMax
 		}
-		if isNew && !sys {
+		special := false
+		if isNew {
+			code, kept := s.publishSpecial(&p)
+			if kept && code >= 0x80 {
+				// A PUBREC with an error ends the exchange: no PUBREL follows.
+				c.sess.release(pk.PacketID)
+				c.writeAck(packets.Pubrec, pk.PacketID, c.reason(code))
+				return nil
+			}
+			special, p.stored = kept, kept
+		}
+		if isNew && !sys && !special {
 			s.route(&p)
 		}
 		if isNew {
@@ -556,6 +575,14 @@ func (c *client) publish(pk *packets.Packet, a *hookAnswer) error {
 		c.ack(packets.Pubrec, pk.PacketID, p.stored)
 	}
 	return nil
+}
+
+// reason is code for a v5 client; v3 acknowledgements carry none.
+func (c *client) reason(code byte) byte {
+	if c.version != packets.V5 {
+		return 0
+	}
+	return code
 }
 
 // subscribe handles SUBSCRIBE: SUBACK first, then retained messages. a is
@@ -585,7 +612,7 @@ func (c *client) subscribe(pk *packets.Packet, a *hookAnswer) error {
 			codes[i] = c.failCode(packets.TopicFilterInvalid)
 			continue
 		}
-		group, _, shared := topics.ParseShared(filter)
+		group, _, queue, shared := topics.ParseGroup(filter)
 		if shared && f.NoLocal {
 			return errSharedNoLocal
 		}
@@ -602,6 +629,9 @@ func (c *client) subscribe(pk *packets.Packet, a *hookAnswer) error {
 		c.sess.setSub(filter, opts)
 		c.sess.mu.Unlock()
 		codes[i] = f.QoS
+		if queue {
+			s.wakeQueue(group)
+		}
 		if group == "" && (opts.RetainHandling == 0 || opts.RetainHandling == 1 && isNew) {
 			sendRetained = append(sendRetained, retainedReq{filter, opts})
 		}

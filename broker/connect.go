@@ -273,6 +273,10 @@ func (s *Server) detach(c *client) {
 	sess.c = nil
 	sess.expiry = c.sessionExpiry.Load()
 	now := time.Now()
+	var shared []delivery
+	if !s.closing.Load() {
+		shared = sess.takeShared()
+	}
 	will := c.will.Swap(nil)
 	if c.has(flagDisconnected) {
 		will = nil
@@ -303,6 +307,7 @@ func (s *Server) detach(c *client) {
 		}
 	}
 	sess.mu.Unlock()
+	s.reassign(sess, shared)
 	if will != nil {
 		s.publishWill(will)
 	}
@@ -384,9 +389,14 @@ func (s *Server) dropSession(sess *session) {
 		}
 	}
 	sess.gone = true
+	var shared []delivery
+	if !s.closing.Load() {
+		shared = sess.takeShared()
+	}
 	subs := sess.subs
 	sess.subs, sess.flow = nil, nil
 	sess.mu.Unlock()
+	s.reassign(sess, shared)
 	for _, sub := range subs {
 		s.subs.Unsubscribe(sub.filter, sess)
 	}

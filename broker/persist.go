@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/coolpy7/coolpy7/config"
@@ -105,6 +106,9 @@ func (s *Server) load() error {
 	}
 	var due []*Message
 	err = st.Wills().Range(func(id string, m *store.Message, fireAt time.Time) bool {
+		if strings.HasPrefix(id, delayedIDPrefix) {
+			return true // a $delayed message, loadDelayed's
+		}
 		w := &Message{Message: *m}
 		from := fireAt
 		if from.Before(now) {
@@ -327,9 +331,11 @@ func storeMessage(m *Message, qos byte, retain bool, ids []uint32) *store.Messag
 
 // deliverStored is deliver's QoS 1/2 path for a persistent session: into
 // flight (written through) when connected with room in the window and
-// nothing stored ahead of it, otherwise onto the stored queue. Callers hold
+// nothing stored ahead of it, otherwise onto the stored queue. grp, qseq
+// and try are put's: a shared delivery remembers its group only while in
+// memory (the store does not keep it), and try never queues. Callers hold
 // s.mu.
-func (s *session) deliverStored(p *pub, qos byte, retain bool, ids []uint32) {
+func (s *session) deliverStored(p *pub, qos byte, retain bool, ids []uint32, grp *topics.Group[*session], qseq uint64, try bool) bool {
 	st := s.srv.store
 	p.stored = true
 	m := p.message()
@@ -342,10 +348,14 @@ func (s *session) deliverStored(p *pub, qos byte, retain bool, ids []uint32) {
 				s.srv.storeFailed("put inflight", s.id, err)
 				p.failed = true
 			}
-			f.inflight = append(f.inflight, delivery{msg: m, ids: cloneIDs(ids), pid: pid, qos: qos, retain: retain})
+			f.inflight = append(f.inflight, delivery{msg: m, ids: cloneIDs(ids), pid: pid, qos: qos, retain: retain, grp: grp, qseq: qseq})
 			c.writePublish(p, qos, retain, false, pid, ids)
-			return
+			return true
 		}
+	}
+	if try {
+		// A shared group offers it to a member with room first.
+		return false
 	}
 	_, dropped, err := st.Queues().Append(s.id, sm)
 	if dropped > 0 {
@@ -356,13 +366,14 @@ func (s *session) deliverStored(p *pub, qos byte, retain bool, ids []uint32) {
 			s.srv.storeFailed("queue", s.id, err)
 			p.failed = true
 		}
-		return
+		return false
 	}
 	if s.c != nil {
 		// Only counted while connected: attach reads the length anew.
 		f := s.state()
 		f.stored = max(f.stored+1-dropped, 1)
 	}
+	return true
 }
 
 // pumpStored moves stored messages into the window, a window's worth per

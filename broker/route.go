@@ -84,13 +84,7 @@ func (s *Server) route(p *pub) int {
 		n++
 	}
 	for i := range r.Shared {
-		g := &r.Shared[i]
-		if mem, ok := s.pickShared(g); ok && (s.hookEv&hooks.Deliver == 0 || s.hookDeliver(mem.Sub, p)) {
-			var ids []uint32
-			if mem.Opts.ID != 0 {
-				ids = []uint32{mem.Opts.ID}
-			}
-			mem.Sub.deliver(p, min(p.qos, mem.Opts.QoS), false, ids)
+		if s.routeShared(&r.Shared[i], p) {
 			n++
 		}
 	}
@@ -102,26 +96,6 @@ func (s *Server) route(p *pub) int {
 		s.stats.noSubscribers.Add(1)
 	}
 	return n
-}
-
-// pickShared chooses one member of a shared group, round robin, skipping
-// offline members while an online one exists.
-func (s *Server) pickShared(g *topics.SharedMatch[*session]) (topics.Member[*session], bool) {
-	n := len(g.Members)
-	if n == 0 {
-		return topics.Member[*session]{}, false
-	}
-	start := int(s.shareSeq.Add(1) % uint64(n))
-	for i := 0; i < n; i++ {
-		m := g.Members[(start+i)%n]
-		m.Sub.mu.Lock()
-		online := m.Sub.c != nil
-		m.Sub.mu.Unlock()
-		if online {
-			return m, true
-		}
-	}
-	return g.Members[start], true
 }
 
 // retain stores or, for an empty payload, deletes the retained message.

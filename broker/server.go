@@ -47,7 +47,6 @@ type Server struct {
 	expiring *wheel       // credentials that lapse (auth.go)
 	clock    atomic.Int64 // coarse ticks since start, see keepalive.go
 	started  time.Time
-	shareSeq atomic.Uint64
 	closing  atomic.Bool
 	stop     chan struct{}
 	done     sync.WaitGroup
@@ -58,6 +57,13 @@ type Server struct {
 	hooks    Hooks       // nil for none (hooks.go)
 	hookEv   hooks.Event // what hooks wants, 0 without hooks
 	hookPool *pool       // runs blocking hooks; nil unless they block
+
+	// $queue groups (queue.go) and delayed messages (delayed.go).
+	qmu     sync.Mutex
+	queues  map[string]*queueGroup
+	qkick   chan struct{}
+	dmu     sync.Mutex
+	delayed delayedHeap
 }
 
 // RetainedStore keeps retained messages. It is the seam for persistence:
@@ -79,6 +85,7 @@ type stats struct {
 	connectTimeouts, keepaliveTimeouts atomic.Int64
 	writeTimeouts                      atomic.Int64
 	authStats
+	delayedRefused atomic.Int64
 }
 
 var (
@@ -101,6 +108,8 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		retained: topics.NewRetained[*Message](),
 		sessions: make(map[string]*session),
 		stop:     make(chan struct{}),
+		queues:   make(map[string]*queueGroup),
+		qkick:    make(chan struct{}, 1),
 	}
 	s.silent = newWheel(s, s.checkSilent)
 	s.stalls = newWheel(s, s.checkStalled)
@@ -147,6 +156,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 // Start opens the listeners and starts serving.
 func (s *Server) Start() error {
 	s.started = time.Now()
+	if err := s.loadDelayed(); err != nil {
+		return err
+	}
 	for i, l := range s.listeners {
 		if err := l.Start(); err != nil {
 			for _, prev := range s.listeners[:i] {
@@ -156,8 +168,9 @@ func (s *Server) Start() error {
 		}
 		s.log.Info("listening", "proto", "mqtt", "addr", l.Addr())
 	}
-	s.done.Add(1)
+	s.done.Add(2)
 	go s.run()
+	go s.runQueues()
 	return nil
 }
 
@@ -179,6 +192,7 @@ func (s *Server) run() {
 			s.stalls.tick(last+1, tick)
 			s.expiring.tick(last+1, tick)
 			last = tick
+			s.fireDelayed(now)
 			if s.cfg.SysInterval > 0 && tick >= nextSys {
 				s.publishSys()
 				nextSys = tick + int64(s.cfg.SysInterval)*ticksPerSecond

@@ -122,46 +122,66 @@ type delivery struct {
 	// released marks a QoS 2 delivery whose PUBREC came back: only the
 	// PUBREL/PUBCOMP exchange is left.
 	released bool
+	// grp is the shared group the message came through, so that it can go
+	// to another member if this one leaves without acknowledging it; qseq
+	// is its sequence number in a $queue group's store queue.
+	grp  *topics.Group[*session]
+	qseq uint64
 }
 
 // deliver hands p to this session at the granted qos. It never blocks on
 // the network: QoS 0 is written or dropped, QoS 1/2 is written when the
 // window allows and queued (bounded) otherwise.
 func (s *session) deliver(p *pub, qos byte, retain bool, ids []uint32) {
+	s.put(p, qos, retain, ids, nil, 0, false)
+}
+
+// put is deliver for a message that came through shared group grp (nil
+// for none) at queue sequence qseq. With try set it neither drops nor
+// keeps the message for an offline client: it reports false, so that the
+// caller offers it to another member.
+func (s *session) put(p *pub, qos byte, retain bool, ids []uint32, grp *topics.Group[*session], qseq uint64, try bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gone {
-		return
+		return false
 	}
 	c := s.c
+	if try && c == nil {
+		return false
+	}
 	if qos == 0 {
 		if c == nil {
-			return // QoS 0 is not kept for offline sessions (MQTT 5.0 §3.1.2.5 leaves it optional)
+			return false // QoS 0 is not kept for offline sessions (MQTT 5.0 §3.1.2.5 leaves it optional)
 		}
 		if c.pending.Load() > int64(s.srv.cfg.MaxWriteBuffer) {
-			s.srv.stats.dropped.Add(1)
-			return
+			if !try {
+				s.srv.stats.dropped.Add(1)
+			}
+			return false
 		}
 		c.writePublish(p, 0, retain, false, 0, ids)
-		return
+		return true
 	}
 	if s.persist {
-		s.deliverStored(p, qos, retain, ids)
-		return
+		return s.deliverStored(p, qos, retain, ids, grp, qseq, try)
 	}
 	f := s.state()
 	if c != nil && len(f.queue) == 0 && len(f.inflight) < int(c.sendQuota) {
-		d := delivery{msg: p.message(), ids: cloneIDs(ids), pid: f.allocPID(), qos: qos, retain: retain}
+		d := delivery{msg: p.message(), ids: cloneIDs(ids), pid: f.allocPID(), qos: qos, retain: retain, grp: grp, qseq: qseq}
 		f.inflight = append(f.inflight, d)
 		c.writePublish(p, qos, retain, false, d.pid, ids)
-		return
+		return true
 	}
 	if len(f.queue) >= s.srv.cfg.MaxQueued {
-		s.srv.stats.dropped.Add(1)
+		if !try {
+			s.srv.stats.dropped.Add(1)
+		}
 		s.trim()
-		return
+		return false
 	}
-	f.queue = append(f.queue, delivery{msg: p.message(), ids: cloneIDs(ids), qos: qos, retain: retain})
+	f.queue = append(f.queue, delivery{msg: p.message(), ids: cloneIDs(ids), qos: qos, retain: retain, grp: grp, qseq: qseq})
+	return true
 }
 
 func cloneIDs(ids []uint32) []uint32 {
@@ -226,6 +246,7 @@ func (s *session) pump() {
 		f.queue[0] = delivery{}
 		f.queue = f.queue[1:]
 		if d.msg.Expired(now) {
+			s.settled(&d)
 			continue
 		}
 		d.pid = f.allocPID()
@@ -270,10 +291,19 @@ func (s *session) acked(pid uint16, qos byte) bool {
 	if i < 0 || f.inflight[i].qos != qos {
 		return false
 	}
+	s.settled(&f.inflight[i])
 	s.forget(pid)
 	f.removeInflight(i)
 	s.pump()
 	return true
+}
+
+// settled tells a $queue group that its message d reached this member, so
+// that the group's store queue can let it go. Callers hold mu.
+func (s *session) settled(d *delivery) {
+	if d.grp != nil && d.grp.Queue && !d.released {
+		s.srv.queueSettled(d.grp.Name, d.qseq, false)
+	}
 }
 
 // received handles PUBREC for pid: the message is delivered, release it.
@@ -289,6 +319,9 @@ func (s *session) received(pid uint16, code byte) bool {
 	if i < 0 || f.inflight[i].qos != 2 {
 		return false
 	}
+	// A $queue message is settled at PUBREC, refused or not: the member
+	// has answered for it.
+	s.settled(&f.inflight[i])
 	if code >= 0x80 {
 		s.forget(pid)
 		f.removeInflight(i)

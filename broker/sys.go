@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/json"
 	"strconv"
 	"time"
 )
@@ -55,10 +56,26 @@ func (s *Server) publishSys() {
 		{"$SYS/broker/bans/count", int64(s.banCount())},
 		{"$SYS/broker/hooks/busy", st.hookBusy.Load()},
 		{"$SYS/broker/hooks/denied", st.hookDenied.Load()},
+		{"$SYS/broker/delayed/count", int64(s.delayedCount())},
+		{"$SYS/broker/delayed/refused", st.delayedRefused.Load()},
 	} {
 		s.publishInternal(kv.topic, []byte(strconv.FormatInt(kv.value, 10)))
 	}
 	s.publishInternal("$SYS/broker/version", []byte(Version))
+	s.publishGroups()
+}
+
+// publishGroups publishes the shared groups, their members and queue
+// depths as one JSON document (a filter can hold '+' and '#', which a topic
+// name cannot, so there is no topic per group).
+func (s *Server) publishGroups() {
+	gs := s.SharedGroups()
+	s.publishInternal("$SYS/broker/shared/count", []byte(strconv.Itoa(len(gs))))
+	b, err := json.Marshal(gs)
+	if err != nil {
+		return
+	}
+	s.publishInternal("$SYS/broker/shared/groups", b)
 }
 
 // publishInternal routes a retained QoS 0 message from the broker itself.

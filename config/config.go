@@ -83,6 +83,19 @@ type Config struct {
 	// PprofListen serves net/http/pprof on this address when set, for
 	// profiling a running broker; keep it on loopback.
 	PprofListen string `toml:"pprof_listen"`
+	// SharedStrategy is how a shared group picks the member that gets a
+	// message (-shared): round_robin (default), random, sticky (the same
+	// member until it goes offline or its queue fills), hash_clientid (by
+	// publisher) or hash_topic. SharedStrategies overrides it per group
+	// name, as a TOML table {group = "strategy"}.
+	SharedStrategy   string            `toml:"shared_strategy"`
+	SharedStrategies map[string]string `toml:"shared_strategies"`
+	// DelayedMax is the longest delay "$delayed/{seconds}/{topic}" may ask
+	// for, and DelayedMaxCount how many delayed messages may wait at once;
+	// past either the publish is refused (v5: reason code 0x97). A count
+	// of 0 turns delayed publish off.
+	DelayedMax      Seconds `toml:"delayed_max"`
+	DelayedMaxCount int     `toml:"delayed_max_count"`
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string `toml:"log_level"`
 	LogFormat string `toml:"log_format"`
@@ -134,6 +147,9 @@ func Default() Config {
 		TopicAliasMaximum: 65535,
 		MaxWriteBuffer:    256 << 10,
 		SysInterval:       10,
+		SharedStrategy:    "round_robin",
+		DelayedMax:        7 * 24 * 3600,
+		DelayedMaxCount:   100000,
 		LogLevel:          "info",
 		LogFormat:         "text",
 		DataDir:           "./data",
@@ -180,6 +196,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("topic_alias_maximum %d out of range 0..65535", c.TopicAliasMaximum)
 	case c.ConnectTimeout < 0 || c.IOTimeout < 0 || c.SysInterval < 0 || c.MaxSessionExpiry < 0:
 		return fmt.Errorf("timeouts must not be negative")
+	case c.DelayedMax < 0 || c.DelayedMaxCount < 0:
+		return fmt.Errorf("delayed_max and delayed_max_count must not be negative")
 	case c.MaxConnections < 0:
 		return fmt.Errorf("max_connections must not be negative")
 	case c.MaxQueuedBytes < 0:
@@ -212,6 +230,14 @@ func (c *Config) Validate() error {
 	if err := c.AuthConfig.validate(); err != nil {
 		return err
 	}
+	if c.SharedStrategy != "" && !ValidStrategy(c.SharedStrategy) { // empty is the default
+		return fmt.Errorf("shared_strategy %q: want one of %s", c.SharedStrategy, strings.Join(Strategies, ", "))
+	}
+	for g, st := range c.SharedStrategies {
+		if !ValidStrategy(st) {
+			return fmt.Errorf("shared_strategies.%s = %q: want one of %s", g, st, strings.Join(Strategies, ", "))
+		}
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -223,6 +249,19 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log_format %q: want text or json", c.LogFormat)
 	}
 	return nil
+}
+
+// Strategies are the shared_strategy values, the default first.
+var Strategies = []string{"round_robin", "random", "sticky", "hash_clientid", "hash_topic"}
+
+// ValidStrategy reports whether s names a shared-group strategy.
+func ValidStrategy(s string) bool {
+	for _, v := range Strategies {
+		if s == v {
+			return true
+		}
+	}
+	return false
 }
 
 // Parse builds the configuration from command-line args: the file named by
@@ -253,6 +292,7 @@ func Parse(name string, args []string) (Config, error) {
 	fs.IntVar((*int)(&f.MaxSessionExpiry), "mse", int(d.MaxSessionExpiry), "maximum session expiry `seconds`; 0 never expires persistent sessions")
 	fs.IntVar(&f.MaxQueued, "mq", d.MaxQueued, "maximum queued messages per session")
 	fs.IntVar((*int)(&f.SysInterval), "sys", int(d.SysInterval), "`seconds` between $SYS publications; 0 turns $SYS off")
+	fs.StringVar(&f.SharedStrategy, "shared", d.SharedStrategy, "shared subscription `strategy`: round_robin, random, sticky, hash_clientid or hash_topic")
 	fs.StringVar(&f.PprofListen, "pprof", d.PprofListen, "serve net/http/pprof on this `address` (keep it on loopback); empty is off")
 	fs.StringVar(&f.LogLevel, "log", d.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&f.LogFormat, "logfmt", d.LogFormat, "log `format`: text or json")
@@ -325,6 +365,8 @@ func Parse(name string, args []string) (Config, error) {
 			c.MaxQueued = f.MaxQueued
 		case "sys":
 			c.SysInterval = f.SysInterval
+		case "shared":
+			c.SharedStrategy = f.SharedStrategy
 		case "pprof":
 			c.PprofListen = f.PprofListen
 		case "log":

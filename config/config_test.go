@@ -25,6 +25,21 @@ func TestFlagsOverrideFile(t *testing.T) {
 	}
 }
 
+func TestGroupKeys(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.toml")
+	body := "shared_strategy = \"random\"\ndelayed_max = 60\ndelayed_max_count = 5\n[shared_strategies]\njobs = \"sticky\"\n"
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse("coolpy7", []string{"-c", file, "-shared", "hash_topic", "-data", "/tmp/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SharedStrategy != "hash_topic" || c.SharedStrategies["jobs"] != "sticky" || c.DelayedMax != 60 || c.DelayedMaxCount != 5 || c.DataDir != "/tmp/x" {
+		t.Fatalf("got %+v", c)
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	dir := t.TempDir()
 	for name, tc := range map[string]struct {
@@ -42,6 +57,9 @@ func TestBadInput(t *testing.T) {
 		"bad policy":      {"", []string{"-qp", "drop-random"}, "queue policy"},
 		"negative ttl":    {"", []string{"-ot", "-1"}, "TTLs"},
 		"repair no dir":   {"", []string{"-repair", "-data", ""}, "-repair needs"},
+		"bad strategy":    {"", []string{"-shared", "fair"}, "shared_strategy"},
+		"bad override":    {"[shared_strategies]\njobs = \"fair\"\n", nil, "shared_strategies.jobs"},
+		"negative delay":  {"delayed_max = -1\n", nil, "delayed_max"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := tc.args

@@ -9,7 +9,10 @@ import (
 // prefix is two bytes (MQTT 3.1.1 and 5.0 §1.5).
 const maxStringLen = 65535
 
-const sharePrefix = "$share/"
+const (
+	sharePrefix = "$share/"
+	queuePrefix = "$queue/"
+)
 
 // ValidTopicName reports whether t may be published to: a non-empty MQTT
 // string without wildcards (MQTT 3.1.1 §4.7.3, 5.0 §4.7.3).
@@ -27,7 +30,7 @@ func ValidFilter(f string) bool {
 	}
 	if strings.HasPrefix(f, sharePrefix) {
 		var ok bool
-		if _, f, ok = ParseShared(f); !ok {
+		if _, f, _, ok = ParseGroup(f); !ok {
 			return false
 		}
 	}
@@ -63,6 +66,29 @@ func ParseShared(f string) (group, filter string, ok bool) {
 		return "", "", false
 	}
 	return group, filter, true
+}
+
+// ParseGroup is ParseShared extended with the original Coolpy7's two
+// group forms, where publishers and subscribers use the same topic:
+// "$share/{group}" (no further level) is group on the filter
+// "$share/{group}", and "$queue/{group}" is the persistent queue group on
+// the filter "$queue/{group}" (queue set). Those filters are literal
+// topics, so a publish to the same topic matches them.
+func ParseGroup(f string) (group, filter string, queue, ok bool) {
+	if group, filter, ok = ParseShared(f); ok {
+		return group, filter, false, true
+	}
+	rest, found := strings.CutPrefix(f, sharePrefix)
+	if !found {
+		if rest, found = strings.CutPrefix(f, queuePrefix); !found {
+			return "", "", false, false
+		}
+		queue = true
+	}
+	if rest == "" || strings.ContainsAny(rest, "/+#") {
+		return "", "", false, false
+	}
+	return rest, f, queue, true
 }
 
 // validString applies the rules every MQTT topic string shares: non-empty,

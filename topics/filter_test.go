@@ -27,6 +27,8 @@ func TestValidFilter(t *testing.T) {
 		{"$share/g/+/x", true},
 		{"$share/g//", true},
 		{"$share/g/$share/h/x", true},
+		{"$share/g", true}, // the original Coolpy7's group topic
+		{"$queue/g", true},
 		{"", false},
 		{"a#", false},
 		{"#/a", false},
@@ -38,7 +40,6 @@ func TestValidFilter(t *testing.T) {
 		{"a\x00b", false},
 		{"\xff", false},
 		{"$share/", false},
-		{"$share/g", false},
 		{"$share/g/", false},
 		{"$share//a", false},
 		{"$share/g+/a", false},
@@ -100,6 +101,29 @@ func TestParseShared(t *testing.T) {
 	}
 }
 
+func TestParseGroup(t *testing.T) {
+	for _, tc := range []struct {
+		f, group, filter string
+		queue, ok        bool
+	}{
+		{"$share/g/a/b", "g", "a/b", false, true},
+		{"$share/g", "g", "$share/g", false, true},
+		{"$queue/g", "g", "$queue/g", true, true},
+		{"$queue/g/a", "", "", false, false},
+		{"$queue/", "", "", false, false},
+		{"$queue/+", "", "", false, false},
+		{"$share/", "", "", false, false},
+		{"$share/g#", "", "", false, false},
+		{"$share/g/", "", "", false, false},
+		{"a/b", "", "", false, false},
+	} {
+		group, filter, queue, ok := ParseGroup(tc.f)
+		if group != tc.group || filter != tc.filter || queue != tc.queue || ok != tc.ok {
+			t.Errorf("ParseGroup(%q) = %q, %q, %v, %v, want %q, %q, %v, %v", tc.f, group, filter, queue, ok, tc.group, tc.filter, tc.queue, tc.ok)
+		}
+	}
+}
+
 // matchRef is the spec's matching rule written as plainly as possible, to
 // check the trie and the retained index against.
 func matchRef(filter, topic string) bool {
@@ -116,4 +140,30 @@ func matchRef(filter, topic string) bool {
 		}
 	}
 	return len(fl) == len(tl)
+}
+
+// FuzzParseGroup holds ParseGroup, which reads SUBSCRIBE filters and
+// PUBLISH topics from the network, to its own contract on any input.
+func FuzzParseGroup(f *testing.F) {
+	for _, s := range []string{"$share/g/a/#", "$share/g", "$queue/g", "$queue/", "$share//", "a/b", "$queue/g/x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		group, filter, queue, ok := ParseGroup(s)
+		if !ok {
+			if group != "" || filter != "" || queue {
+				t.Fatalf("not a group but %q %q %v", group, filter, queue)
+			}
+			return
+		}
+		if group == "" || strings.ContainsAny(group, "/+#") || filter == "" {
+			t.Fatalf("%q: group %q filter %q", s, group, filter)
+		}
+		if g, f, sh := ParseShared(s); sh != (filter != s) || sh && (g != group || f != filter) {
+			t.Fatalf("%q: ParseGroup %q %q, ParseShared %q %q %v", s, group, filter, g, f, sh)
+		}
+		if queue != strings.HasPrefix(s, "$queue/") {
+			t.Fatalf("%q: queue %v", s, queue)
+		}
+	})
 }

@@ -23,6 +23,9 @@ type SharedMatch[S comparable] struct {
 	// Members is a snapshot that the trie shares with every Result and
 	// never changes: read it, do not modify it.
 	Members []Member[S]
+	// State is the group's, the same for every snapshot while the group
+	// exists.
+	State *Group[S]
 }
 
 // Result receives what Trie.Match finds. Reusing one Result keeps Match

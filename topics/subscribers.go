@@ -3,7 +3,6 @@ package topics
 import (
 	"hash/maphash"
 	"slices"
-	"strings"
 	"sync/atomic"
 )
 
@@ -114,49 +113,56 @@ func (s *subs[S]) without(sub S, tomb *Member[S]) (*subs[S], bool) {
 	return newSubs(removeAt(list, i), nil, shared), true
 }
 
-// withShared is with for a member of a shared group on this filter.
-func (s *subs[S]) withShared(group, filter string, m Member[S]) (*subs[S], bool) {
+// withShared is with for a member of a shared group on this filter;
+// newGroup makes the group's state when the group is new.
+func (s *subs[S]) withShared(group, filter string, m Member[S], newGroup func() *Group[S]) (*subs[S], bool) {
 	list, set, shared := s.parts()
 	gi := groupIndex(shared, group)
 	if gi < 0 {
-		ns := appendExact(shared, SharedMatch[S]{
-			Group:   strings.Clone(group),
-			Filter:  strings.Clone(filter),
-			Members: []Member[S]{m},
-		})
+		g := newGroup()
+		ms := []Member[S]{m}
+		g.members.Store(&ms)
+		ns := appendExact(shared, SharedMatch[S]{Group: g.Name, Filter: g.Filter, Members: ms, State: g})
 		return newSubs(list, set, ns), true
 	}
 	ns := slices.Clone(shared)
 	g := &ns[gi]
+	isNew := false
 	if i := indexOf(g.Members, m.Sub); i >= 0 {
 		g.Members = slices.Clone(g.Members)
 		g.Members[i] = m
-		return newSubs(list, set, ns), false
+	} else {
+		g.Members = appendExact(g.Members, m)
+		isNew = true
 	}
-	g.Members = appendExact(g.Members, m)
-	return newSubs(list, set, ns), true
+	g.State.members.Store(&g.Members)
+	return newSubs(list, set, ns), isNew
 }
 
 // withoutShared is without for a member of a shared group on this filter;
-// a group left without members goes.
-func (s *subs[S]) withoutShared(group string, sub S) (*subs[S], bool) {
+// a group left without members goes, and is returned as gone.
+func (s *subs[S]) withoutShared(group string, sub S) (ns *subs[S], existed bool, gone *Group[S]) {
 	list, set, shared := s.parts()
 	gi := groupIndex(shared, group)
 	if gi < 0 {
-		return s, false
+		return s, false, nil
 	}
 	i := indexOf(shared[gi].Members, sub)
 	if i < 0 {
-		return s, false
+		return s, false, nil
 	}
-	var ns []SharedMatch[S]
+	var nsh []SharedMatch[S]
+	g := shared[gi].State
 	if len(shared[gi].Members) == 1 {
-		ns = removeAt(shared, gi)
+		nsh = removeAt(shared, gi)
+		g.members.Store(nil)
+		gone = g
 	} else {
-		ns = slices.Clone(shared)
-		ns[gi].Members = removeAt(ns[gi].Members, i)
+		nsh = slices.Clone(shared)
+		nsh[gi].Members = removeAt(nsh[gi].Members, i)
+		g.members.Store(&nsh[gi].Members)
 	}
-	return newSubs(list, set, ns), true
+	return newSubs(list, set, nsh), true, gone
 }
 
 func newMemberSet[S comparable](list []Member[S], m Member[S]) *memberSet[S] {

@@ -39,6 +39,7 @@ package topics
 // its parent's table.
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -47,26 +48,29 @@ import (
 // Its methods are safe for concurrent use; Match never waits for writers.
 // S is the subscriber, typically a pointer to a session.
 type Trie[S comparable] struct {
-	mu    sync.Mutex // serialises writers
-	tree  tree[subs[S]]
-	tomb  *Member[S] // memberSet's tombstone
-	count atomic.Int64
+	mu     sync.Mutex // serialises writers
+	tree   tree[subs[S]]
+	tomb   *Member[S] // memberSet's tombstone
+	count  atomic.Int64
+	groups map[groupKey]*Group[S] // every shared group, for listing; guarded by mu
 }
+
+type groupKey struct{ name, filter string }
 
 // NewTrie returns an empty Trie.
 func NewTrie[S comparable]() *Trie[S] {
-	t := &Trie[S]{tomb: new(Member[S])}
+	t := &Trie[S]{tomb: new(Member[S]), groups: make(map[groupKey]*Group[S])}
 	t.tree.init()
 	return t
 }
 
 // Subscribe adds sub's subscription to filter, or replaces its options if
 // sub already has one, and reports whether it is new. A "$share/{group}/"
-// filter makes sub a member of that group on the rest of the filter. The
-// filter must be valid (see ValidFilter).
+// filter makes sub a member of that group on the rest of the filter, as do
+// the forms ParseGroup knows. The filter must be valid (see ValidFilter).
 func (t *Trie[S]) Subscribe(filter string, sub S, opts Options) (isNew bool) {
 	m := Member[S]{Sub: sub, Opts: opts}
-	group, f, shared := ParseShared(filter)
+	group, f, queue, shared := ParseGroup(filter)
 	if !shared {
 		f = filter
 	}
@@ -76,7 +80,7 @@ func (t *Trie[S]) Subscribe(filter string, sub S, opts Options) (isNew bool) {
 	old := n.val.Load()
 	var c *subs[S]
 	if shared {
-		c, isNew = old.withShared(group, f, m)
+		c, isNew = old.withShared(group, f, m, func() *Group[S] { return t.newGroup(group, f, queue) })
 	} else {
 		c, isNew = old.with(m, t.tomb)
 	}
@@ -92,7 +96,7 @@ func (t *Trie[S]) Subscribe(filter string, sub S, opts Options) (isNew bool) {
 // Unsubscribe removes sub's subscription to filter and reports whether it
 // existed. Levels left without subscriptions are freed.
 func (t *Trie[S]) Unsubscribe(filter string, sub S) (existed bool) {
-	group, f, shared := ParseShared(filter)
+	group, f, _, shared := ParseGroup(filter)
 	if !shared {
 		f = filter
 	}
@@ -103,7 +107,10 @@ func (t *Trie[S]) Unsubscribe(filter string, sub S) (existed bool) {
 		var c *subs[S]
 		var ok bool
 		if shared {
-			c, ok = old.withoutShared(group, sub)
+			var gone *Group[S]
+			if c, ok, gone = old.withoutShared(group, sub); gone != nil {
+				delete(t.groups, groupKey{gone.Name, gone.Filter})
+			}
 		} else {
 			c, ok = old.without(sub, t.tomb)
 		}
@@ -116,6 +123,31 @@ func (t *Trie[S]) Unsubscribe(filter string, sub S) (existed bool) {
 		t.count.Add(-1)
 	}
 	return existed
+}
+
+func (t *Trie[S]) newGroup(name, filter string, queue bool) *Group[S] {
+	g := &Group[S]{Name: strings.Clone(name), Filter: strings.Clone(filter), Queue: queue}
+	t.groups[groupKey{g.Name, g.Filter}] = g
+	return g
+}
+
+// Groups returns every shared group, in no particular order.
+func (t *Trie[S]) Groups() []*Group[S] {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	gs := make([]*Group[S], 0, len(t.groups))
+	for _, g := range t.groups {
+		gs = append(gs, g)
+	}
+	return gs
+}
+
+// Group returns the shared group name on filter (as ParseGroup splits
+// them), or nil.
+func (t *Trie[S]) Group(name, filter string) *Group[S] {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.groups[groupKey{name, filter}]
 }
 
 // Count returns the number of subscriptions, shared ones included.

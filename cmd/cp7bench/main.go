@@ -34,7 +34,8 @@ Commands:
   p2p      -c publisher/subscriber pairs, a topic per pair
   fanout   --pubs publishers to -c subscribers of one topic
   fanin    -c publishers, each on its own topic, to --subs subscribers of
-           a wildcard filter
+           a wildcard filter (--sub-topic; a "$share/{group}/..." filter
+           counts each message once, for the group)
   chart    draw an SVG chart per scenario and a markdown table from the
            JSON results of --json runs
   help     show this text
