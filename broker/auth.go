@@ -429,7 +429,7 @@ func (c *client) canPublish(topic []byte) (bool, error) {
 	if s.sec.floods && s.sec.flood.Publish(&g.flood, s.nanos()) != limit.NoViolation {
 		return false, c.flooded("publish")
 	}
-	if g.acl.CanPublish(stringOf(topic)) {
+	if g.acl.CanPublish(aclTopic(stringOf(topic))) {
 		return true, nil
 	}
 	s.stats.pubDenied.Add(1)

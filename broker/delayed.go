@@ -49,6 +49,17 @@ var delayedSeq atomic.Uint64
 
 // parseDelayed splits "$delayed/{seconds}/{topic}"; ok is false when the
 // seconds are not a number or the topic is not one a client may publish to.
+// aclTopic is the topic a publish to t lands on, which is what the ACL
+// judges: the inner topic of "$delayed/{seconds}/{topic}", else t. A
+// malformed delayed topic is judged as it is (and then refused by
+// publishDelayed).
+func aclTopic(t string) string {
+	if _, inner, ok := parseDelayed(t); ok {
+		return inner
+	}
+	return t
+}
+
 func parseDelayed(t string) (secs uint64, topic string, ok bool) {
 	rest, found := strings.CutPrefix(t, delayedPrefix)
 	if !found {

@@ -321,6 +321,19 @@ allow sub    devices/+/status
 		t.Errorf("got %q", m.Topic)
 	}
 
+	// A delayed publish is judged by the topic it lands on.
+	pr, err = alice.Publish(ctx, &paho.Publish{Topic: "$delayed/1/devices/x/status", QoS: 1, Payload: []byte("later no")})
+	if pr == nil || pr.ReasonCode != 0x87 {
+		t.Errorf("alice's denied delayed publish: %+v %v, want reason 0x87", pr, err)
+	}
+	pr, err = alice.Publish(ctx, &paho.Publish{Topic: "$delayed/1/alice/later", QoS: 1, Payload: []byte("later yes")})
+	if err != nil || pr == nil || pr.ReasonCode != 0 {
+		t.Errorf("alice's allowed delayed publish: %+v %v", pr, err)
+	}
+	if m := alice.next("own delayed message"); m.Topic != "alice/later" {
+		t.Errorf("got %q", m.Topic)
+	}
+
 	// A will on a topic the client may not publish is refused at CONNECT.
 	_, tok, _ := dial3(t, addr, uniqueID("will"), true, func(o *mqtt.ClientOptions) {
 		o.SetUsername("bob").SetPassword("b").SetWill("alice/will", "x", 0, false)
