@@ -45,7 +45,9 @@ type Server struct {
 	stop     chan struct{}
 	done     sync.WaitGroup
 
-	stats stats
+	stats     stats
+	latency   latency  // sampled route latency (admin.go)
+	observers sync.Map // *session of each internal subscriber (admin.go)
 }
 
 // RetainedStore keeps retained messages. It is the seam for persistence:
@@ -61,7 +63,9 @@ type RetainedStore interface {
 // stats are the broker's counters, published under $SYS.
 type stats struct {
 	sockets, connected, connects       atomic.Int64
-	msgsIn, msgsOut, bytesIn, bytesOut atomic.Int64
+	msgsIn, msgsOut                    [3]atomic.Int64 // by QoS
+	bytesIn, bytesOut                  atomic.Int64
+	observerDrops                      atomic.Int64
 	dropped, noSubscribers, denied     atomic.Int64
 	protocolErrors                     atomic.Int64
 	connectTimeouts, keepaliveTimeouts atomic.Int64
