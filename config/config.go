@@ -81,6 +81,8 @@ type Config struct {
 	// PprofListen serves net/http/pprof on this address when set, for
 	// profiling a running broker; keep it on loopback.
 	PprofListen string `toml:"pprof_listen"`
+	// DataDir is where the broker keeps what must survive a restart (-data).
+	DataDir string `toml:"data_dir"`
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string `toml:"log_level"`
 	LogFormat string `toml:"log_format"`
@@ -106,6 +108,7 @@ func Default() Config {
 		SysInterval:       10,
 		LogLevel:          "info",
 		LogFormat:         "text",
+		DataDir:           "./data",
 	}
 }
 
@@ -205,6 +208,7 @@ func Parse(name string, args []string) (Config, error) {
 	fs.IntVar(&f.MaxQueued, "mq", d.MaxQueued, "maximum queued messages per session")
 	fs.IntVar((*int)(&f.SysInterval), "sys", int(d.SysInterval), "`seconds` between $SYS publications; 0 turns $SYS off")
 	fs.StringVar(&f.PprofListen, "pprof", d.PprofListen, "serve net/http/pprof on this `address` (keep it on loopback); empty is off")
+	fs.StringVar(&f.DataDir, "data", d.DataDir, "data `directory`")
 	fs.StringVar(&f.LogLevel, "log", d.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&f.LogFormat, "logfmt", d.LogFormat, "log `format`: text or json")
 	fs.Usage = func() {
@@ -266,6 +270,8 @@ func Parse(name string, args []string) (Config, error) {
 			c.SysInterval = f.SysInterval
 		case "pprof":
 			c.PprofListen = f.PprofListen
+		case "data":
+			c.DataDir = f.DataDir
 		case "log":
 			c.LogLevel = f.LogLevel
 		case "logfmt":
