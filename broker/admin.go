@@ -434,9 +434,17 @@ var secretWords = []string{"password", "secret", "token", "psk", "private"}
 // "***" when set.
 func (s *Server) ConfigRedacted() map[string]any {
 	out := map[string]any{}
-	v := reflect.ValueOf(s.cfg)
+	redact(reflect.ValueOf(s.cfg), out)
+	return out
+}
+
+func redact(v reflect.Value, out map[string]any) {
 	t := v.Type()
 	for i := range t.NumField() {
+		if t.Field(i).Anonymous && v.Field(i).Kind() == reflect.Struct {
+			redact(v.Field(i), out) // embedded sections are flat in the file too
+			continue
+		}
 		key, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")
 		if key == "" || key == "-" {
 			continue
@@ -452,7 +460,6 @@ func (s *Server) ConfigRedacted() map[string]any {
 		}
 		out[key] = val
 	}
-	return out
 }
 
 // Observer is an internal subscriber: a session that is not in the session

@@ -86,6 +86,8 @@ type Config struct {
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string `toml:"log_level"`
 	LogFormat string `toml:"log_format"`
+	// Gateway is HTTP and CoAP (gateway.go).
+	Gateway
 }
 
 // Seconds is a duration written as whole seconds.
@@ -109,6 +111,7 @@ func Default() Config {
 		LogLevel:          "info",
 		LogFormat:         "text",
 		DataDir:           "./data",
+		Gateway:           defaultGateway(),
 	}
 }
 
@@ -176,7 +179,7 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("log_format %q: want text or json", c.LogFormat)
 	}
-	return nil
+	return c.Gateway.validate()
 }
 
 // Parse builds the configuration from command-line args: the file named by
@@ -211,6 +214,7 @@ func Parse(name string, args []string) (Config, error) {
 	fs.StringVar(&f.DataDir, "data", d.DataDir, "data `directory`")
 	fs.StringVar(&f.LogLevel, "log", d.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&f.LogFormat, "logfmt", d.LogFormat, "log `format`: text or json")
+	gateway := gatewayFlags(fs, &d.Gateway, &f.Gateway)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nCoolpy7 MQTT broker (MQTT 3.1, 3.1.1 and 5.0).\n\nFlags:\n", name)
 		fs.PrintDefaults()
@@ -276,6 +280,8 @@ func Parse(name string, args []string) (Config, error) {
 			c.LogLevel = f.LogLevel
 		case "logfmt":
 			c.LogFormat = f.LogFormat
+		default:
+			gateway(fl.Name, &c.Gateway)
 		}
 	})
 	return c, c.Validate()
