@@ -52,13 +52,12 @@ var (
 // is in every matching session's window or queue, and retained if asked:
 // for QoS 1 and 2 that is the point an MQTT PUBACK/PUBREC would go out.
 func (s *Server) Publish(ctx context.Context, r PublishRequest) (routed int, err error) {
+	if err := CheckTopic(r.Topic); err != nil {
+		return 0, err
+	}
 	switch {
 	case s.closing.Load():
 		return 0, ErrClosing
-	case !topics.ValidTopicName(r.Topic):
-		return 0, ErrInvalidTopic
-	case strings.HasPrefix(r.Topic, "$SYS/"):
-		return 0, ErrSysTopic
 	case r.QoS > 2:
 		return 0, ErrInvalidQoS
 	case s.cfg.MaxPacketSize > 0 && len(r.Topic)+len(r.Payload) > s.cfg.MaxPacketSize:
@@ -82,6 +81,17 @@ func (s *Server) Publish(ctx context.Context, r PublishRequest) (routed int, err
 	}
 	s.stats.msgsIn[r.QoS].Add(1)
 	return s.route(&p), nil
+}
+
+// CheckTopic tells whether a client may publish to topic.
+func CheckTopic(topic string) error {
+	switch {
+	case !topics.ValidTopicName(topic):
+		return ErrInvalidTopic
+	case strings.HasPrefix(topic, "$SYS/"):
+		return ErrSysTopic
+	}
+	return nil
 }
 
 // Stats is a snapshot of the broker's counters.
@@ -613,3 +623,7 @@ func (s *Server) RouteLatency() LatencyHistogram {
 }
 
 func sum3(a *[3]atomic.Int64) int64 { return a[0].Load() + a[1].Load() + a[2].Load() }
+
+// Ready reports whether the broker is serving: started (its clock has
+// ticked) and not shutting down.
+func (s *Server) Ready() bool { return s.clock.Load() > 0 && !s.closing.Load() }
