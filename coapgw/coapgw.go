@@ -42,6 +42,7 @@ import (
 	"github.com/coolpy7/coolpy7/broker"
 	"github.com/coolpy7/coolpy7/config"
 	"github.com/coolpy7/coolpy7/gateway"
+	"github.com/coolpy7/coolpy7/topics"
 )
 
 // Options make a Server.
@@ -374,6 +375,10 @@ func (s *Server) observe(w mux.ResponseWriter, r *mux.Message, req Request) {
 		}
 	}
 	filter := strings.TrimPrefix(req.Path, "ps/")
+	if !topics.ValidFilter(filter) {
+		respondErr(w, &gateway.Error{Kind: gateway.BadRequest, Msg: "invalid topic filter " + filter})
+		return
+	}
 	id, err := s.pub.Authenticate(r.Context(), req.Credentials, req.Query.Get("clientid"), peerAddr(w))
 	if err != nil {
 		respondErr(w, err)
