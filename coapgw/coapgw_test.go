@@ -48,7 +48,7 @@ type env struct {
 
 // newEnv runs a real broker, the real auth chain (password file, JWT) and
 // ACL file, and the gateway on UDP and DTLS (PSK) on loopback.
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
