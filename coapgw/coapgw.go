@@ -36,7 +36,9 @@ import (
 	"github.com/plgd-dev/go-coap/v3/mux"
 	coapnet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/pkg/runner/periodic"
 	"github.com/plgd-dev/go-coap/v3/udp"
+	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/coolpy7/coolpy7/auth/acl"
 	"github.com/coolpy7/coolpy7/broker"
@@ -62,9 +64,17 @@ type Server struct {
 	stops []func()
 	addrs []net.Addr
 
-	mu   sync.Mutex
-	obs  map[obsKey]*observation
-	next atomic.Uint32 // observe sequence numbers
+	mu    sync.Mutex
+	obs   map[obsKey]*observation
+	peers map[string]int // observations per peer address
+	next  atomic.Uint32  // observe sequence numbers
+
+	// idle is how long a peer may send nothing before it is pinged (when
+	// it observes) or forgotten; tick is how often that is checked. They
+	// are go-coap's defaults, shortened by tests.
+	idle, tick time.Duration
+	pinging    sync.Map // *udpclient.Conn being pinged
+	stop       chan struct{}
 }
 
 type obsKey struct {
@@ -85,7 +95,8 @@ func New(o Options) (*Server, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	return &Server{b: o.Broker, cfg: o.Config, pub: gateway.NewPublisher(o.Broker, o.Authorize), log: o.Log, obs: map[obsKey]*observation{}}, nil
+	return &Server{b: o.Broker, cfg: o.Config, pub: gateway.NewPublisher(o.Broker, o.Authorize), log: o.Log,
+		obs: map[obsKey]*observation{}, peers: map[string]int{}, idle: 16 * time.Second, tick: 4 * time.Second, stop: make(chan struct{})}, nil
 }
 
 // Publisher is the gateway's publisher, whose counters /metrics shows.
@@ -102,12 +113,14 @@ func (s *Server) maxMessage() uint32 {
 func (s *Server) Start() error {
 	router := mux.NewRouter()
 	router.DefaultHandle(mux.HandlerFunc(s.serve))
+	inactive := options.WithInactivityMonitor(s.idle, s.onInactive)
+	periodic := options.WithPeriodicRunner(periodic.New(s.stop, s.tick))
 	if a := s.cfg.CoAPListen; a != "" {
 		l, err := coapnet.NewListenUDP("udp", a)
 		if err != nil {
 			return err
 		}
-		srv := udp.NewServer(options.WithMux(router), options.WithMaxMessageSize(s.maxMessage()),
+		srv := udp.NewServer(options.WithMux(router), options.WithMaxMessageSize(s.maxMessage()), inactive, periodic,
 			options.WithErrors(func(err error) { s.log.Debug("coap", "err", err) }))
 		go srv.Serve(l)
 		s.stops = append(s.stops, func() { srv.Stop(); l.Close() })
@@ -125,7 +138,7 @@ func (s *Server) Start() error {
 			s.Stop()
 			return err
 		}
-		srv := dtls.NewServer(options.WithMux(router), options.WithMaxMessageSize(s.maxMessage()),
+		srv := dtls.NewServer(options.WithMux(router), options.WithMaxMessageSize(s.maxMessage()), inactive, periodic,
 			options.WithErrors(func(err error) { s.log.Debug("coaps", "err", err) }))
 		go srv.Serve(l)
 		s.stops = append(s.stops, func() { srv.Stop(); l.Close() })
@@ -164,18 +177,61 @@ func (s *Server) dtlsConfig() (*piondtls.Config, error) {
 // Addrs are the listeners' addresses, UDP first.
 func (s *Server) Addrs() []net.Addr { return s.addrs }
 
+// onInactive runs when a peer has sent nothing for idle. go-coap's
+// default forgets it, which would end an observation whose device only
+// listens: a peer that observes is pinged instead (a CoAP ping, an empty
+// confirmable message, RFC 7252 §4.3), and forgotten only when the ping
+// is not answered.
+func (s *Server) onInactive(cc *udpclient.Conn) {
+	s.mu.Lock()
+	observes := s.peers[cc.RemoteAddr().String()] > 0
+	s.mu.Unlock()
+	if !observes {
+		cc.Close()
+		return
+	}
+	if _, busy := s.pinging.LoadOrStore(cc, struct{}{}); busy {
+		return
+	}
+	go func() {
+		defer s.pinging.Delete(cc)
+		ctx, cancel := context.WithTimeout(cc.Context(), s.idle)
+		defer cancel()
+		if err := cc.Ping(ctx); err != nil {
+			cc.Close()
+		}
+	}()
+}
+
 // Stop closes the listeners and ends every observation.
 func (s *Server) Stop() {
 	for _, stop := range s.stops {
 		stop()
 	}
 	s.stops = nil
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
 	s.mu.Lock()
 	all := s.obs
 	s.obs = map[obsKey]*observation{}
+	s.peers = map[string]int{}
 	s.mu.Unlock()
 	for _, o := range all {
 		o.end()
+	}
+}
+
+// forget removes the observation of key; the caller holds mu.
+func (s *Server) forget(key obsKey) {
+	if _, ok := s.obs[key]; !ok {
+		return
+	}
+	delete(s.obs, key)
+	if s.peers[key.peer]--; s.peers[key.peer] <= 0 {
+		delete(s.peers, key.peer)
 	}
 }
 
@@ -356,7 +412,7 @@ func (s *Server) observe(w mux.ResponseWriter, r *mux.Message, req Request) {
 	if req.Observe == 1 {
 		s.mu.Lock()
 		o := s.obs[key]
-		delete(s.obs, key)
+		s.forget(key)
 		s.mu.Unlock()
 		if o != nil {
 			o.end()
@@ -408,6 +464,8 @@ func (s *Server) observe(w mux.ResponseWriter, r *mux.Message, req Request) {
 	s.mu.Lock()
 	if old := s.obs[key]; old != nil {
 		old.end() // the same token again re-registers (RFC 7641 §4.1)
+	} else {
+		s.peers[key.peer]++
 	}
 	s.obs[key] = o
 	s.mu.Unlock()
@@ -429,7 +487,7 @@ func (s *Server) notify(cc mux.Conn, token message.Token, o *observation) {
 	defer func() {
 		s.mu.Lock()
 		if s.obs[o.key] == o {
-			delete(s.obs, o.key)
+			s.forget(o.key)
 		}
 		s.mu.Unlock()
 		o.end()

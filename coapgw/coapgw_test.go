@@ -48,7 +48,7 @@ type env struct {
 
 // newEnv runs a real broker, the real auth chain (password file, JWT) and
 // ACL file, and the gateway on UDP and DTLS (PSK) on loopback.
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB, mods ...func(*Server)) *env {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
@@ -86,6 +86,9 @@ func newEnv(t testing.TB) *env {
 	}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, m := range mods {
+		m(g)
 	}
 	if err := g.Start(); err != nil {
 		t.Fatal(err)
@@ -315,6 +318,42 @@ func TestObserveReceivesMQTT(t *testing.T) {
 	// No MQTT session was made for the observer.
 	if _, total := e.b.Clients(broker.ClientFilter{}, 0, 0); total != 1 {
 		t.Fatalf("%d sessions", total)
+	}
+}
+
+// A device that only listens keeps its observation past go-coap's idle
+// timeout (it is pinged, and answers), and one that is gone loses it.
+func TestObserveOutlivesIdlePeer(t *testing.T) {
+	e := newEnv(t, func(s *Server) { s.idle, s.tick = 300*time.Millisecond, 50*time.Millisecond })
+	pub := subscribe(t, e.mqtt, "unused/y")
+	cc := dialUDP(t, e.udp)
+	got := make(chan string, 10)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if _, err := cc.Observe(ctx, "/ps/alice/idle", func(n *pool.Message) {
+		if b, _ := n.ReadBody(); len(b) > 0 && b[0] != '{' {
+			got <- string(b)
+		}
+	}, creds(basic("alice", "secret"))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // many idle periods without a word from the device
+	pub.c.Publish("alice/idle", 0, false, "still there").WaitTimeout(waitTimeout)
+	select {
+	case p := <-got:
+		if p != "still there" {
+			t.Fatalf("got %q", p)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatalf("observation lost while idle (%d observations)", e.g.Observations())
+	}
+	cc.Close() // gone without deregistering
+	deadline := time.Now().Add(waitTimeout)
+	for e.g.Observations() != 0 || e.b.Observers() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("observation of a vanished peer kept: %d", e.g.Observations())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
