@@ -103,10 +103,10 @@ type Stats struct {
 	Connects                     int64 // CONNECTs accepted since start
 	Subscriptions                int   // trie entries
 	Retained                     int
-	MessagesIn, MessagesOut      [3]int64 // PUBLISH packets by QoS
-	BytesIn, BytesOut            int64    // bytes on the wire
-	Dropped                      int64    // full queues, write budgets, oversized for the client
-	NoSubscribers                int64    // messages that matched no one
+	MessagesIn, MessagesOut      [3]int64           // PUBLISH packets by QoS
+	BytesIn, BytesOut            int64              // bytes on the wire
+	Dropped                      [dropReasons]int64 // by reason: DropSlow, DropQueueFull, DropTooLarge
+	NoSubscribers                int64              // messages that matched no one
 	SubscribeDenied              int64
 	ProtocolErrors               int64
 	ConnectTimeouts              int64
@@ -130,7 +130,6 @@ func (s *Server) Stats() Stats {
 		Retained:          s.retained.Len(),
 		BytesIn:           st.bytesIn.Load(),
 		BytesOut:          st.bytesOut.Load(),
-		Dropped:           st.dropped.Load(),
 		NoSubscribers:     st.noSubscribers.Load(),
 		SubscribeDenied:   st.denied.Load(),
 		ProtocolErrors:    st.protocolErrors.Load(),
@@ -143,6 +142,9 @@ func (s *Server) Stats() Stats {
 	}
 	if !s.started.IsZero() {
 		out.Uptime = time.Since(s.started)
+	}
+	for r := range dropReasons {
+		out.Dropped[r] = st.dropped[r].Load()
 	}
 	for q := range 3 {
 		out.MessagesIn[q] = st.msgsIn[q].Load()
@@ -623,6 +625,27 @@ func (s *Server) RouteLatency() LatencyHistogram {
 }
 
 func sum3(a *[3]atomic.Int64) int64 { return a[0].Load() + a[1].Load() + a[2].Load() }
+
+// Why a message was not delivered to a subscriber; the index of
+// Stats.Dropped. Each drop is counted once, where it happens, so counting
+// by reason costs no more than one total did.
+const (
+	dropSlow      = iota // QoS 0 to a connection with max_write_buffer bytes unsent
+	dropQueueFull        // QoS 1/2 to a session whose queue holds max_queued
+	dropTooLarge         // larger than the client's Maximum Packet Size
+	dropReasons
+)
+
+// DropReasons name the reasons, in Stats.Dropped's order.
+var DropReasons = [dropReasons]string{"slow_consumer", "queue_full", "too_large"}
+
+func sumDrops(a *[dropReasons]atomic.Int64) int64 {
+	var n int64
+	for i := range a {
+		n += a[i].Load()
+	}
+	return n
+}
 
 // Ready reports whether the broker is serving: started (its clock has
 // ticked) and not shutting down.

@@ -406,7 +406,7 @@ func (c *client) writePublish(p *pub, qos byte, retain, dup bool, pid uint16, id
 	if c.encodeAndWrite(&pk) {
 		c.srv.stats.msgsOut[qos].Add(1)
 	} else {
-		c.srv.stats.dropped.Add(1)
+		c.srv.stats.dropped[dropTooLarge].Add(1)
 	}
 }
 

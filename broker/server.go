@@ -66,7 +66,8 @@ type stats struct {
 	msgsIn, msgsOut                    [3]atomic.Int64 // by QoS
 	bytesIn, bytesOut                  atomic.Int64
 	observerDrops                      atomic.Int64
-	dropped, noSubscribers, denied     atomic.Int64
+	dropped                            [dropReasons]atomic.Int64 // by reason, admin.go
+	noSubscribers, denied              atomic.Int64
 	protocolErrors                     atomic.Int64
 	connectTimeouts, keepaliveTimeouts atomic.Int64
 	writeTimeouts                      atomic.Int64

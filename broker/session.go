@@ -125,7 +125,7 @@ func (s *session) deliver(p *pub, qos byte, retain bool, ids []uint32) {
 			return // QoS 0 is not kept for offline sessions (MQTT 5.0 §3.1.2.5 leaves it optional)
 		}
 		if c.pending.Load() > int64(s.srv.cfg.MaxWriteBuffer) {
-			s.srv.stats.dropped.Add(1)
+			s.srv.stats.dropped[dropSlow].Add(1)
 			return
 		}
 		c.writePublish(p, 0, retain, false, 0, ids)
@@ -139,7 +139,7 @@ func (s *session) deliver(p *pub, qos byte, retain bool, ids []uint32) {
 		return
 	}
 	if len(f.queue) >= s.srv.cfg.MaxQueued {
-		s.srv.stats.dropped.Add(1)
+		s.srv.stats.dropped[dropQueueFull].Add(1)
 		s.trim()
 		return
 	}

@@ -24,7 +24,7 @@ func (s *Server) publishSys() {
 		{"$SYS/broker/connections/total", st.connects.Load()},
 		{"$SYS/broker/messages/received", sum3(&st.msgsIn)},
 		{"$SYS/broker/messages/sent", sum3(&st.msgsOut)},
-		{"$SYS/broker/messages/dropped", st.dropped.Load()},
+		{"$SYS/broker/messages/dropped", sumDrops(&st.dropped)},
 		{"$SYS/broker/bytes/received", st.bytesIn.Load()},
 		{"$SYS/broker/bytes/sent", st.bytesOut.Load()},
 		{"$SYS/broker/subscriptions/count", int64(s.subs.Count())},

@@ -343,34 +343,38 @@ func (s *Server) configHandler(w http.ResponseWriter, r *http.Request) {
 
 // statsJSON is Stats with names for JSON.
 type statsJSON struct {
-	UptimeSeconds     float64  `json:"uptime_seconds"`
-	Sockets           int64    `json:"sockets"`
-	Connected         int64    `json:"connected"`
-	Sessions          int      `json:"sessions"`
-	Connects          int64    `json:"connects"`
-	Subscriptions     int      `json:"subscriptions"`
-	Retained          int      `json:"retained"`
-	MessagesIn        [3]int64 `json:"messages_received_by_qos"`
-	MessagesOut       [3]int64 `json:"messages_sent_by_qos"`
-	BytesIn           int64    `json:"bytes_received"`
-	BytesOut          int64    `json:"bytes_sent"`
-	Dropped           int64    `json:"messages_dropped"`
-	NoSubscribers     int64    `json:"messages_no_subscribers"`
-	SubscribeDenied   int64    `json:"subscriptions_denied"`
-	ProtocolErrors    int64    `json:"protocol_errors"`
-	ConnectTimeouts   int64    `json:"connect_timeouts"`
-	KeepaliveTimeouts int64    `json:"keepalive_timeouts"`
-	WriteTimeouts     int64    `json:"write_timeouts"`
-	Inflight          int64    `json:"inflight"`
-	Queued            int64    `json:"queued"`
-	Observers         int      `json:"observers"`
+	UptimeSeconds     float64          `json:"uptime_seconds"`
+	Sockets           int64            `json:"sockets"`
+	Connected         int64            `json:"connected"`
+	Sessions          int              `json:"sessions"`
+	Connects          int64            `json:"connects"`
+	Subscriptions     int              `json:"subscriptions"`
+	Retained          int              `json:"retained"`
+	MessagesIn        [3]int64         `json:"messages_received_by_qos"`
+	MessagesOut       [3]int64         `json:"messages_sent_by_qos"`
+	BytesIn           int64            `json:"bytes_received"`
+	BytesOut          int64            `json:"bytes_sent"`
+	Dropped           map[string]int64 `json:"messages_dropped"`
+	NoSubscribers     int64            `json:"messages_no_subscribers"`
+	SubscribeDenied   int64            `json:"subscriptions_denied"`
+	ProtocolErrors    int64            `json:"protocol_errors"`
+	ConnectTimeouts   int64            `json:"connect_timeouts"`
+	KeepaliveTimeouts int64            `json:"keepalive_timeouts"`
+	WriteTimeouts     int64            `json:"write_timeouts"`
+	Inflight          int64            `json:"inflight"`
+	Queued            int64            `json:"queued"`
+	Observers         int              `json:"observers"`
 }
 
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 	st := s.b.Stats()
+	drops := map[string]int64{"no_subscribers": st.NoSubscribers, "observer_full": st.ObserverDrops}
+	for r, name := range broker.DropReasons {
+		drops[name] = st.Dropped[r]
+	}
 	writeJSON(w, http.StatusOK, statsJSON{
 		st.Uptime.Seconds(), st.Sockets, st.Connected, st.Sessions, st.Connects, st.Subscriptions, st.Retained,
-		st.MessagesIn, st.MessagesOut, st.BytesIn, st.BytesOut, st.Dropped, st.NoSubscribers, st.SubscribeDenied,
+		st.MessagesIn, st.MessagesOut, st.BytesIn, st.BytesOut, drops, st.NoSubscribers, st.SubscribeDenied,
 		st.ProtocolErrors, st.ConnectTimeouts, st.KeepaliveTimeouts, st.WriteTimeouts, st.Inflight, st.Queued, s.b.Observers(),
 	})
 }

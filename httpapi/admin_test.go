@@ -279,7 +279,7 @@ func TestHealthReadyAndMetrics(t *testing.T) {
 	}
 	before := scrape()
 	for _, name := range []string{"coolpy7_connections", "coolpy7_sessions", "coolpy7_subscriptions", "coolpy7_queued_messages",
-		"coolpy7_inflight_messages", "coolpy7_retained_messages", "coolpy7_messages_dropped_total,reason=overflow",
+		"coolpy7_inflight_messages", "coolpy7_retained_messages", "coolpy7_messages_dropped_total,reason=queue_full",
 		"coolpy7_bytes_received_total", "coolpy7_route_latency_seconds,count", "coolpy7_auth_failures_total,listener=http", "go_goroutines"} {
 		if _, ok := before[name]; !ok {
 			t.Errorf("no %s", name)

@@ -87,7 +87,7 @@ var (
 	dMsgsOut       = desc("messages_sent_total", "PUBLISH messages sent to subscribers, by QoS.", "qos")
 	dBytesIn       = desc("bytes_received_total", "Bytes received on MQTT connections.")
 	dBytesOut      = desc("bytes_sent_total", "Bytes sent on MQTT connections.")
-	dDropped       = desc("messages_dropped_total", "Messages not delivered, by reason: overflow (a full queue, a write budget exceeded or too large for the client), no_subscribers, observer_full (a CoAP observer could not keep up).", "reason")
+	dDropped       = desc("messages_dropped_total", "Messages not delivered, by reason: slow_consumer (QoS 0 to a connection over max_write_buffer), queue_full (max_queued), too_large (over the client's Maximum Packet Size), no_subscribers (matched no one), observer_full (a CoAP observer could not keep up).", "reason")
 	dDenied        = desc("subscriptions_denied_total", "Subscriptions refused.")
 	dProtoErr      = desc("protocol_errors_total", "Connections closed for a protocol error.")
 	dTimeouts      = desc("timeouts_total", "Connections closed by a timeout, by kind.", "kind")
@@ -137,7 +137,9 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(dBytesIn, float64(st.BytesIn))
 	counter(dBytesOut, float64(st.BytesOut))
-	counter(dDropped, float64(st.Dropped), "overflow")
+	for r, name := range broker.DropReasons {
+		counter(dDropped, float64(st.Dropped[r]), name)
+	}
 	counter(dDropped, float64(st.NoSubscribers), "no_subscribers")
 	counter(dDropped, float64(st.ObserverDrops), "observer_full")
 	counter(dDenied, float64(st.SubscribeDenied))
