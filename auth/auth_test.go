@@ -262,3 +262,28 @@ func TestResultACL(t *testing.T) {
 		t.Error("no ACL file should allow everything")
 	}
 }
+
+// TestChainQuick: Quick answers what Check answers at once and declines
+// what Check would hand to a worker, without calling it.
+func TestChainQuick(t *testing.T) {
+	slow := slowAuth{}
+	c := NewChain(Options{}, Anonymous{}, slow)
+	defer c.Close()
+	if r, ok := c.Quick(&ConnectInfo{}); !ok || r.Decision != Allow {
+		t.Errorf("anonymous: %+v %v", r, ok)
+	}
+	if _, ok := c.Quick(&ConnectInfo{Username: "u", Password: []byte("p")}); ok {
+		t.Error("Quick answered for an authenticator that may block")
+	}
+	empty := NewChain(Options{})
+	defer empty.Close()
+	if r, ok := empty.Quick(&ConnectInfo{Username: "u"}); !ok || r.Decision != Allow || r.Username != "u" {
+		t.Errorf("empty chain: %+v %v", r, ok)
+	}
+}
+
+type slowAuth struct{}
+
+func (slowAuth) Authenticate(context.Context, *ConnectInfo) Result {
+	return Result{Decision: Allow}
+}

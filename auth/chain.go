@@ -115,6 +115,29 @@ func (c *Chain) Check(info *ConnectInfo, done func(Result)) (r Result, now bool)
 	return c.fallback(info), true
 }
 
+// Quick answers as Check does when the answer is known at once, and
+// reports false instead of handing the rest to a worker: a caller can then
+// prepare for an answer that comes later (copy what it must keep) only
+// when one will, and call Check.
+func (c *Chain) Quick(info *ConnectInfo) (r Result, ok bool) {
+	if c.bans != nil && c.bans.Banned(info.Addr, info.ClientID) {
+		return Result{Decision: Deny, Reason: Banned}, true
+	}
+	for _, q := range c.quick {
+		if q == nil {
+			return Result{}, false
+		}
+		r, ok := q.AuthenticateQuick(info)
+		if !ok {
+			return Result{}, false
+		}
+		if r.Decision != NoOpinion {
+			return r, true
+		}
+	}
+	return c.fallback(info), true
+}
+
 // Authenticate runs the whole chain on the caller's goroutine, blocking
 // as long as the authenticators do.
 func (c *Chain) Authenticate(ctx context.Context, info *ConnectInfo) Result {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"reflect"
 	"runtime"
 	"slices"
@@ -18,7 +19,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coolpy7/coolpy7/hooks"
 	"github.com/coolpy7/coolpy7/packets"
+	"github.com/coolpy7/coolpy7/store"
 	"github.com/coolpy7/coolpy7/topics"
 )
 
@@ -31,10 +34,16 @@ type PublishRequest struct {
 	// Props are MQTT 5 properties forwarded to v5 subscribers (content
 	// type, user properties, ...); nil for none.
 	Props *packets.Properties
-	// ClientID is the publisher's identity. When an MQTT session of that ID
-	// exists, its No Local subscriptions do not receive the message, as if
-	// the client had published over MQTT.
+	// ClientID, Username and Addr are the publisher as authenticated, for
+	// the hooks. When an MQTT session of ClientID exists, its No Local
+	// subscriptions do not receive the message, as if the client had
+	// published over MQTT.
 	ClientID string
+	Username string
+	Addr     netip.Addr
+	// CanPublish, when set, is the publisher's ACL, asked again when a
+	// hook rewrites the topic (the caller checked the original topic).
+	CanPublish func(topic string) bool
 }
 
 // Publish errors; gateways map them to 4xx answers.
@@ -44,13 +53,17 @@ var (
 	ErrInvalidQoS   = errors.New("qos must be 0, 1 or 2")
 	ErrTooLarge     = errors.New("message larger than max_packet_size")
 	ErrClosing      = errors.New("broker shutting down")
+	ErrHookDenied   = errors.New("refused by a hook")
+	ErrStore        = errors.New("store write failed")
 )
 
-// Publish routes a message through the same path an MQTT PUBLISH takes
-// after decoding (Server.route: retained store, trie match, session
-// delivery). Routing is synchronous, so when Publish returns the message
-// is in every matching session's window or queue, and retained if asked:
-// for QoS 1 and 2 that is the point an MQTT PUBACK/PUBREC would go out.
+// Publish takes a message through the path an MQTT PUBLISH takes after
+// its ACL check (the caller's, with the ACL Authorize gave): the hooks'
+// OnPublish, which may refuse or rewrite it, then Server.route (retained
+// store, trie match, delivery hooks, sessions and their stored queues).
+// It returns when the message is in every matching session's window or
+// queue and, when routing wrote to the store, when that write is durable:
+// the point where MQTT sends PUBACK or PUBREC.
 func (s *Server) Publish(ctx context.Context, r PublishRequest) (routed int, err error) {
 	if err := CheckTopic(r.Topic); err != nil {
 		return 0, err
@@ -72,6 +85,12 @@ func (s *Server) Publish(ctx context.Context, r PublishRequest) (routed int, err
 		from = s.sessions[r.ClientID]
 		s.sessMu.Unlock()
 	}
+	s.stats.msgsIn[r.QoS].Add(1)
+	if s.hookEv&hooks.Publish != 0 {
+		if err := s.hookExternalPublish(ctx, &r); err != nil {
+			return 0, err
+		}
+	}
 	p := pub{topic: bytesOf(r.Topic), payload: r.Payload, qos: r.QoS, retain: r.Retain, from: from}
 	if r.Props != nil {
 		p.props = r.Props
@@ -79,8 +98,58 @@ func (s *Server) Publish(ctx context.Context, r PublishRequest) (routed int, err
 			p.expires = time.Now().Add(time.Duration(r.Props.MessageExpiry) * time.Second)
 		}
 	}
-	s.stats.msgsIn[r.QoS].Add(1)
-	return s.route(&p), nil
+	n := s.route(&p)
+	if p.failed {
+		return n, ErrStore
+	}
+	if p.stored {
+		return n, s.committed(ctx)
+	}
+	return n, nil
+}
+
+// hookExternalPublish asks the hooks about a publish from outside MQTT,
+// on the caller's goroutine (an HTTP or CoAP handler, which may wait).
+func (s *Server) hookExternalPublish(ctx context.Context, r *PublishRequest) error {
+	hctx, cancel := s.hookCtx()
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	// Protocol 0: not MQTT; the hooks see the gateway's client ID and the
+	// identity it authenticated.
+	hc := &hooks.Client{ClientID: r.ClientID, Username: r.Username, Addr: r.Addr}
+	m := hooks.Message{Topic: r.Topic, Payload: clone(r.Payload), QoS: r.QoS, Retain: r.Retain}
+	if !s.hooks.OnPublish(hctx, hc, &m) {
+		s.stats.hookDenied.Add(1)
+		return ErrHookDenied
+	}
+	if m.Topic != r.Topic {
+		if err := CheckTopic(m.Topic); err != nil {
+			return err
+		}
+		if r.CanPublish != nil && !r.CanPublish(m.Topic) {
+			return ErrHookDenied
+		}
+		r.Topic = m.Topic
+	}
+	r.Payload = m.Payload
+	return nil
+}
+
+// committed waits until every store write made so far is durable.
+func (s *Server) committed(ctx context.Context) error {
+	done := make(chan error, 1)
+	s.store.Commit().OnDone(func(err error) { done <- err })
+	select {
+	case err := <-done:
+		if err != nil {
+			s.storeFailed("commit", "", err)
+			return ErrStore
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // CheckTopic tells whether a client may publish to topic.
@@ -115,6 +184,15 @@ type Stats struct {
 	Inflight, Queued             int64 // QoS 1/2 messages in windows and queues, all sessions
 	ObserverDrops                int64 // messages an internal subscriber could not take
 	MaxConnections, MaxPacketLen int   // configured caps, 0 for none
+	// MQTT authentication and authorisation: CONNECTs refused, PUBLISHes
+	// the ACL refused, connections closed when their credentials expired,
+	// CONNECTs over the connect rate, clients closed for flooding, and
+	// messages the hooks refused.
+	AuthFailures, PublishDenied, CredentialsExpired int64
+	RateLimited, Floods, HookDenied                 int64
+	// Store is the persistence layer's own figures (size on disk, stored
+	// queues, writes and fsyncs).
+	Store store.Stats
 }
 
 // Stats returns the counters now. The session walk that sums windows and
@@ -123,22 +201,29 @@ type Stats struct {
 func (s *Server) Stats() Stats {
 	st := &s.stats
 	out := Stats{
-		Sockets:           st.sockets.Load(),
-		Connected:         st.connected.Load(),
-		Connects:          st.connects.Load(),
-		Subscriptions:     s.subs.Count(),
-		Retained:          s.retained.Len(),
-		BytesIn:           st.bytesIn.Load(),
-		BytesOut:          st.bytesOut.Load(),
-		NoSubscribers:     st.noSubscribers.Load(),
-		SubscribeDenied:   st.denied.Load(),
-		ProtocolErrors:    st.protocolErrors.Load(),
-		ConnectTimeouts:   st.connectTimeouts.Load(),
-		KeepaliveTimeouts: st.keepaliveTimeouts.Load(),
-		WriteTimeouts:     st.writeTimeouts.Load(),
-		ObserverDrops:     st.observerDrops.Load(),
-		MaxConnections:    s.cfg.MaxConnections,
-		MaxPacketLen:      s.cfg.MaxPacketSize,
+		Sockets:            st.sockets.Load(),
+		Connected:          st.connected.Load(),
+		Connects:           st.connects.Load(),
+		Subscriptions:      s.subs.Count(),
+		Retained:           s.retained.Len(),
+		BytesIn:            st.bytesIn.Load(),
+		BytesOut:           st.bytesOut.Load(),
+		NoSubscribers:      st.noSubscribers.Load(),
+		SubscribeDenied:    st.denied.Load(),
+		ProtocolErrors:     st.protocolErrors.Load(),
+		ConnectTimeouts:    st.connectTimeouts.Load(),
+		KeepaliveTimeouts:  st.keepaliveTimeouts.Load(),
+		WriteTimeouts:      st.writeTimeouts.Load(),
+		ObserverDrops:      st.observerDrops.Load(),
+		MaxConnections:     s.cfg.MaxConnections,
+		MaxPacketLen:       s.cfg.MaxPacketSize,
+		AuthFailures:       st.authFailures.Load(),
+		PublishDenied:      st.pubDenied.Load(),
+		CredentialsExpired: st.expired.Load(),
+		RateLimited:        st.rateLimited.Load(),
+		Floods:             st.floods.Load(),
+		HookDenied:         st.hookDenied.Load(),
+		Store:              s.store.Stats(),
 	}
 	if !s.started.IsZero() {
 		out.Uptime = time.Since(s.started)
@@ -173,7 +258,7 @@ type ClientInfo struct {
 	KeepAlive     uint16 `json:"keepalive,omitempty"`
 	Subscriptions int    `json:"subscriptions"`
 	Inflight      int    `json:"inflight"`
-	Queued        int    `json:"queued"`
+	Queued        int    `json:"queued"` // in memory and, for a persistent session, in the store
 	// Expiry is the session expiry interval in seconds; -1 for never.
 	Expiry int64 `json:"session_expiry"`
 }
@@ -238,6 +323,18 @@ func (s *Server) session(id string) *session {
 }
 
 func (sess *session) info() ClientInfo {
+	ci, persistent := sess.infoLocked()
+	if persistent {
+		// A persistent session's queue lives in the store; read it outside
+		// the session lock.
+		if n, _, err := sess.srv.store.Queues().Len(sess.id); err == nil {
+			ci.Queued += n
+		}
+	}
+	return ci
+}
+
+func (sess *session) infoLocked() (ClientInfo, bool) {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	ci := ClientInfo{ID: sess.id, Subscriptions: len(sess.subs), Expiry: int64(sess.expiry)}
@@ -255,7 +352,7 @@ func (sess *session) info() ClientInfo {
 			ci.Remote = a.String()
 		}
 	}
-	return ci
+	return ci, sess.expiry != 0
 }
 
 func protocolName(v byte) string {
@@ -396,13 +493,18 @@ func (s *Server) RetainedGet(topic string) (RetainedMessage, bool) {
 	return out, found
 }
 
-// RetainedDelete removes the retained message of topic, reporting whether
-// there was one.
-func (s *Server) RetainedDelete(topic string) bool {
-	if !topics.ValidTopicName(topic) {
-		return false
+// RetainedDelete removes the retained message of topic from memory and
+// the store, reporting whether there was one. Unlike publishing an empty
+// retained message, it sends nothing to subscribers.
+func (s *Server) RetainedDelete(ctx context.Context, topic string) (bool, error) {
+	if !topics.ValidTopicName(topic) || !s.retained.Delete(topic) {
+		return false, nil
 	}
-	return s.retained.Delete(topic)
+	if err := s.store.Retained().Delete(topic); err != nil {
+		s.storeFailed("delete retained", "", err)
+		return true, ErrStore
+	}
+	return true, s.committed(ctx)
 }
 
 // Runtime describes the process.

@@ -80,6 +80,7 @@ func newTestServer(t testing.TB) *Server {
 	cfg := config.Default()
 	cfg.Listen = ""
 	cfg.SysInterval = 0
+	cfg.DataDir = ""
 	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

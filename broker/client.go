@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coolpy7/coolpy7/hooks"
 	"github.com/coolpy7/coolpy7/packets"
 	"github.com/coolpy7/coolpy7/topics"
 	"github.com/coolpy7/coolpy7/transport"
@@ -38,6 +39,13 @@ type client struct {
 	maxOut     uint32            // client's Maximum Packet Size, 0 for none
 	aliasesIn  map[uint16]string // v5 topic aliases the client set
 	aliasesOut *aliases          // set at CONNECT when the client accepts aliases
+
+	// guard is the ACL, flood state, credentials' expiry and the input held
+	// while a packet is decided off the loop (auth.go, pending.go); nil
+	// when the broker has none of these, so an idle connection of a broker
+	// without authentication pays 8 bytes for it. It is set once, before
+	// flagConnected, by whichever goroutine owns the connection then.
+	guard *guard
 }
 
 // Client flags. Each goes from unset to set once.
@@ -47,6 +55,7 @@ const (
 	flagReleased                        // the session was let go, see release
 	flagAnswered                        // a CONNACK went out
 	flagDisconnected                    // a normal DISCONNECT: no will
+	flagConnecting                      // a CONNECT came: the connect timeout is over
 )
 
 func (c *client) has(f uint32) bool { return c.flags.Load()&f != 0 }
@@ -86,6 +95,18 @@ func (s *Server) Data(state any, data []byte) {
 	}
 	s.stats.bytesIn.Add(int64(len(data)))
 	c.lastSeen.Store(s.clock.Load())
+	if c.hold(data) {
+		return
+	}
+	c.feed(data, nil)
+}
+
+// feed frames and handles data, on the event loop or, after a suspended
+// packet, on the worker that finished it (prev is then the pending it is
+// draining). It reports whether a packet was suspended, in which case the
+// rest went with it.
+func (c *client) feed(data []byte, prev *pending) bool {
+	s := c.srv
 	b := data
 	if len(c.buf) > 0 {
 		c.buf = append(c.buf, data...)
@@ -99,26 +120,39 @@ func (s *Server) Data(state any, data []byte) {
 		}
 		if err != nil {
 			c.fail(err)
-			return
+			return false
 		}
 		size := n + fh.Remaining
 		if size > limit {
 			c.fail(packets.ErrPacketTooLarge)
-			return
+			return false
 		}
 		if len(b) < size {
 			break
 		}
 		if err := c.handle(fh, b[n:size]); err != nil {
+			if err == errSuspended {
+				// The packet went to a worker, which handles the rest
+				// after it: this read's tail, then what came meanwhile.
+				p := c.guard.pend.Load()
+				p.in = append(p.in, b[size:]...)
+				c.buf = nil
+				if prev != nil {
+					prev.handOver(p)
+				}
+				p.mu.Unlock()
+				return true
+			}
 			c.fail(err)
-			return
+			return false
 		}
 		if c.has(flagClosing) {
-			return
+			return false
 		}
 		b = b[size:]
 	}
 	c.keep(b, limit)
+	return false
 }
 
 // keep stores the unconsumed tail b, which may alias c.buf or the event
@@ -168,6 +202,7 @@ func (c *client) release() {
 	}
 	c.srv.stats.connected.Add(-1)
 	c.srv.detach(c)
+	c.srv.hookGone(c)
 }
 
 func (s *Server) maxPacket() int {
@@ -191,14 +226,17 @@ func (c *client) handle(fh packets.FixedHeader, body []byte) error {
 			c.refuseMalformedConnect(pk, err)
 			return err
 		}
-		return c.srv.connect(c, pk)
+		return c.srv.connect(c, pk, fh, body)
+	}
+	if c.srv.hookEv != 0 && c.srv.hookBlocks(hookEvent(fh.Type)) {
+		return c.offload(fh, body)
 	}
 	if err := packets.Decode(pk, fh, body, c.version); err != nil {
 		return err
 	}
 	switch pk.Type {
 	case packets.Publish:
-		return c.publish(pk)
+		return c.publish(pk, nil)
 	case packets.Puback:
 		c.sess.acked(pk.PacketID, 1)
 	case packets.Pubrec:
@@ -216,10 +254,13 @@ func (c *client) handle(fh packets.FixedHeader, body []byte) error {
 	case packets.Pubcomp:
 		c.sess.acked(pk.PacketID, 2)
 	case packets.Subscribe:
-		return c.subscribe(pk)
+		return c.subscribe(pk, nil)
 	case packets.Unsubscribe:
-		c.unsubscribe(pk)
+		c.unsubscribe(pk, nil)
 	case packets.Pingreq:
+		if err := c.pinged(); err != nil {
+			return err
+		}
 		c.write([]byte{byte(packets.Pingresp) << 4, 0})
 	case packets.Disconnect:
 		return c.disconnect(pk)
@@ -431,8 +472,9 @@ func (al *aliases) apply(pk *packets.Packet) {
 	pk.Props.Set(packets.PropTopicAlias)
 }
 
-// publish handles an inbound PUBLISH.
-func (c *client) publish(pk *packets.Packet) error {
+// publish handles an inbound PUBLISH; a is the hooks' answer when they
+// were asked off the event loop.
+func (c *client) publish(pk *packets.Packet, a *hookAnswer) error {
 	s := c.srv
 	s.stats.msgsIn[pk.QoS].Add(1)
 	topic := pk.Topic
@@ -455,6 +497,17 @@ func (c *client) publish(pk *packets.Packet) error {
 		}
 	}
 	p := pub{topic: topic, payload: pk.Payload, qos: pk.QoS, retain: pk.Retain, from: c.sess}
+	ok, err := c.canPublish(topic)
+	if err != nil {
+		return err
+	}
+	code := byte(packets.NotAuthorized)
+	if ok && (a != nil || s.hookEv&hooks.Publish != 0) {
+		ok, code = c.hookPublish(pk, &p, a)
+	}
+	if !ok {
+		return c.refusePublish(pk, code)
+	}
 	if c.version == packets.V5 {
 		if pk.Props.Has(packets.PropSubscriptionID) {
 			return errSubIDFromClient
@@ -465,35 +518,49 @@ func (c *client) publish(pk *packets.Packet) error {
 		}
 	}
 	// Clients do not write into the broker's own $SYS tree.
-	sys := len(topic) >= 5 && string(topic[:5]) == "$SYS/"
+	sys := len(p.topic) >= 5 && string(p.topic[:5]) == "$SYS/"
 	switch pk.QoS {
 	case 0:
 		if !sys {
 			s.route(&p)
 		}
 	case 1:
-		// The acknowledgement goes out before the fan-out: the broker owns
-		// the message from here, and the publisher need not wait for it to
-		// be written to every subscriber.
-		c.writeAck(packets.Puback, pk.PacketID, 0)
+		// The acknowledgement follows the fan-out, which tells whether the
+		// message had to be stored; if so it waits for the store's commit
+		// (persist.go).
 		if !sys {
 			s.route(&p)
 		}
+		if p.failed {
+			return errStoreFailed
+		}
+		c.ack(packets.Puback, pk.PacketID, p.stored)
 	case 2:
 		isNew, ok := c.sess.addInbound2(pk.PacketID, s.cfg.ReceiveMaximum)
 		if !ok {
 			return errReceiveMax
 		}
-		c.writeAck(packets.Pubrec, pk.PacketID, 0)
 		if isNew && !sys {
 			s.route(&p)
 		}
+		if isNew {
+			stored, failed := c.sess.markInbound(pk.PacketID)
+			p.stored = p.stored || stored
+			p.failed = p.failed || failed
+		}
+		if p.failed {
+			// Forgotten, so that the message is routed when sent again.
+			c.sess.release(pk.PacketID)
+			return errStoreFailed
+		}
+		c.ack(packets.Pubrec, pk.PacketID, p.stored)
 	}
 	return nil
 }
 
-// subscribe handles SUBSCRIBE: SUBACK first, then retained messages.
-func (c *client) subscribe(pk *packets.Packet) error {
+// subscribe handles SUBSCRIBE: SUBACK first, then retained messages. a is
+// the hooks' answer when they were asked off the event loop.
+func (c *client) subscribe(pk *packets.Packet, a *hookAnswer) error {
 	s := c.srv
 	codes := make([]byte, len(pk.Filters))
 	type retainedReq struct {
@@ -501,8 +568,19 @@ func (c *client) subscribe(pk *packets.Packet) error {
 		opts   topics.Options
 	}
 	var sendRetained []retainedReq
+	if a == nil && s.hookEv&hooks.Subscribe != 0 {
+		ans := c.askHooks(pk)
+		a = &ans
+	}
 	for i, f := range pk.Filters {
 		filter := string(f.Filter)
+		if a != nil {
+			var ok bool
+			if filter, ok = c.hookFilter(a, i, &f); !ok {
+				codes[i] = c.refuseSubscribe(a.busy)
+				continue
+			}
+		}
 		if !topics.ValidFilter(filter) {
 			codes[i] = c.failCode(packets.TopicFilterInvalid)
 			continue
@@ -511,13 +589,8 @@ func (c *client) subscribe(pk *packets.Packet) error {
 		if shared && f.NoLocal {
 			return errSharedNoLocal
 		}
-		if s.denied(filter) {
-			s.stats.denied.Add(1)
-			code := byte(packets.NotAuthorized)
-			if s.cfg.ObscureNotAuthorized {
-				code = packets.UnspecifiedError
-			}
-			codes[i] = c.failCode(code)
+		if s.denied(filter) || !c.canSubscribe(filter) {
+			codes[i] = c.refuseSubscribe(false)
 			continue
 		}
 		opts := topics.Options{QoS: f.QoS, NoLocal: f.NoLocal, RetainAsPublished: f.RetainAsPublished, RetainHandling: f.RetainHandling}
@@ -533,13 +606,24 @@ func (c *client) subscribe(pk *packets.Packet) error {
 			sendRetained = append(sendRetained, retainedReq{filter, opts})
 		}
 	}
-	var ack packets.Packet
-	ack.Type = packets.Suback
-	ack.PacketID = pk.PacketID
-	ack.ReasonCodes = codes
+	ack := packets.Packet{Type: packets.Suback, PacketID: pk.PacketID, ReasonCodes: codes}
+	if p, wait := c.saveSubs(); wait {
+		// Copies, so that only this path puts the packet on the heap.
+		ack, retained := ack, sendRetained
+		c.afterCommit(p, func() {
+			c.encodeAndWrite(&ack)
+			for _, r := range retained {
+				s.sendRetained(c.sess, r.filter, r.opts)
+			}
+		})
+		return nil
+	}
 	c.encodeAndWrite(&ack)
 	for _, r := range sendRetained {
 		s.sendRetained(c.sess, r.filter, r.opts)
+	}
+	if a != nil {
+		c.subscribeExtra(pk, a)
 	}
 	return nil
 }
@@ -552,10 +636,21 @@ func (c *client) failCode(code byte) byte {
 	return packets.V3SubackFailure
 }
 
-func (c *client) unsubscribe(pk *packets.Packet) {
+func (c *client) unsubscribe(pk *packets.Packet, a *hookAnswer) {
 	codes := make([]byte, len(pk.Filters))
+	if a == nil && c.srv.hookEv&hooks.Unsubscribe != 0 {
+		ans := c.askHooks(pk)
+		a = &ans
+	}
 	for i, f := range pk.Filters {
 		filter := string(f.Filter)
+		if a != nil {
+			var ok bool
+			if filter, ok = c.hookFilter(a, i, &f); !ok {
+				codes[i] = c.failCode(packets.NotAuthorized)
+				continue
+			}
+		}
 		existed := c.srv.subs.Unsubscribe(filter, c.sess)
 		c.sess.mu.Lock()
 		c.sess.removeSub(filter)
@@ -564,11 +659,23 @@ func (c *client) unsubscribe(pk *packets.Packet) {
 			codes[i] = packets.NoSubscriptionExisted
 		}
 	}
-	var ack packets.Packet
-	ack.Type = packets.Unsuback
-	ack.PacketID = pk.PacketID
-	ack.ReasonCodes = codes
+	ack := packets.Packet{Type: packets.Unsuback, PacketID: pk.PacketID, ReasonCodes: codes}
+	if p, wait := c.saveSubs(); wait {
+		ack := ack
+		c.afterCommit(p, func() { c.encodeAndWrite(&ack) })
+		return
+	}
 	c.encodeAndWrite(&ack)
+	if a != nil {
+		for i := range a.subs {
+			for _, f := range a.subs[i].Extra {
+				c.srv.subs.Unsubscribe(f, c.sess)
+				c.sess.mu.Lock()
+				c.sess.removeSub(f)
+				c.sess.mu.Unlock()
+			}
+		}
+	}
 }
 
 // disconnect handles a client's DISCONNECT.

@@ -5,12 +5,17 @@ import (
 	"encoding/hex"
 	"time"
 
+	"github.com/coolpy7/coolpy7/auth"
+	"github.com/coolpy7/coolpy7/hooks"
 	"github.com/coolpy7/coolpy7/packets"
 	"github.com/coolpy7/coolpy7/store"
+	"github.com/coolpy7/coolpy7/transport"
 )
 
-// connect handles CONNECT: identity, session, will, keepalive, CONNACK.
-func (s *Server) connect(c *client, pk *packets.Packet) error {
+// connect handles CONNECT: identity, authentication, session, will,
+// keepalive, CONNACK. When authentication or a hook cannot answer at once
+// it returns errSuspended and a worker finishes the CONNECT (auth.go).
+func (s *Server) connect(c *client, pk *packets.Packet, fh packets.FixedHeader, body []byte) error {
 	cf := &pk.Connect
 	v := cf.Level
 	id := string(cf.ClientID)
@@ -39,6 +44,55 @@ func (s *Server) connect(c *client, pk *packets.Packet) error {
 	if s.closing.Load() {
 		return errShutdown
 	}
+	c.set(flagConnecting)
+	if s.open() {
+		r := auth.Result{Decision: auth.Allow, Username: string(cf.Username)}
+		return s.connectWith(c, pk, id, assigned, nil, r, hookVerdict{})
+	}
+	info := auth.ConnectInfo{ClientID: id, Username: string(cf.Username), Password: cf.Password,
+		Addr: addrOf(c.conn), CertCN: transport.CommonName(c.conn)}
+	if !s.connectAllowed(info.Addr) {
+		r := auth.Result{Decision: auth.Deny, Reason: auth.RateLimited}
+		return s.refuseAuth(c, v, info, &r)
+	}
+	r, now := s.authenticate(c, &info, id, assigned, fh, body)
+	if !now {
+		return errSuspended
+	}
+	var hk hookVerdict
+	if r.Decision == auth.Allow && s.hookEv&hooks.Connect != 0 {
+		if s.hookBlocks(hooks.Connect) {
+			return s.connectOffloaded(c, v, &info, r, id, assigned, fh, body)
+		}
+		hk = s.hookConnect(&info, &r)
+	}
+	return s.connectWith(c, pk, id, assigned, &info, r, hk)
+}
+
+// connectWith goes on with a CONNECT once authentication (and the
+// OnConnect hook) answered. info is nil when there was nothing to ask.
+func (s *Server) connectWith(c *client, pk *packets.Packet, id string, assigned bool, info *auth.ConnectInfo, r auth.Result, hk hookVerdict) error {
+	cf := &pk.Connect
+	v := cf.Level
+	if info == nil {
+		info = &auth.ConnectInfo{ClientID: id}
+	}
+	if r.Decision == auth.Allow && hk.err != nil {
+		r = auth.Result{Decision: auth.Deny, Reason: auth.NotAuthorized, Err: hk.err}
+	}
+	if r.Decision != auth.Allow {
+		return s.refuseAuth(c, v, *info, &r)
+	}
+	g := s.newGuard(&r, id, info.Addr)
+	if cf.WillFlag && g != nil && !g.acl.CanPublish(string(cf.WillTopic)) {
+		s.stats.pubDenied.Add(1)
+		r = auth.Result{Decision: auth.Deny, Reason: auth.NotAuthorized, Err: errWillDenied}
+		return s.refuseAuth(c, v, *info, &r)
+	}
+	if s.closing.Load() {
+		return errShutdown
+	}
+	c.install(g)
 
 	c.version = v
 	c.keepAlive = cf.KeepAlive
@@ -98,6 +152,7 @@ func (s *Server) connect(c *client, pk *packets.Packet) error {
 	c.connack(v, present, 0, &ackProps)
 	sess.c = c
 	sess.expiry = c.sessionExpiry.Load()
+	s.attach(sess, present)
 	if present {
 		sess.resume()
 	}
@@ -106,6 +161,14 @@ func (s *Server) connect(c *client, pk *packets.Packet) error {
 	if c.keepAlive > 0 {
 		s.silent.add(c, s.clock.Load()+keepAliveTicks(c.keepAlive))
 	}
+	if g != nil && g.expires != 0 {
+		s.expiring.add(c, g.expires)
+	}
+	if c.has(flagClosing) {
+		// The connection ended while a worker finished its CONNECT: Close
+		// found it not yet connected and left the release to us.
+		c.release()
+	}
 	return nil
 }
 
@@ -113,6 +176,7 @@ var (
 	errClientID   = &packets.Error{Code: packets.ClientIdentifierNotValid, Msg: "client identifier rejected"}
 	errAuthMethod = &packets.Error{Code: packets.BadAuthenticationMethod, Msg: "enhanced authentication not supported"}
 	errTooMany    = &packets.Error{Code: packets.QuotaExceeded, Msg: "connection limit reached"}
+	errWillDenied = &packets.Error{Code: packets.NotAuthorized, Msg: "will topic not allowed"}
 )
 
 func newClientID() string {
@@ -208,6 +272,7 @@ func (s *Server) detach(c *client) {
 	}
 	sess.c = nil
 	sess.expiry = c.sessionExpiry.Load()
+	now := time.Now()
 	will := c.will.Swap(nil)
 	if c.has(flagDisconnected) {
 		will = nil
@@ -219,11 +284,23 @@ func (s *Server) detach(c *client) {
 		o := sess.offlineState()
 		o.will = will
 		delay := time.Duration(min(c.willDelay, sess.expiry)) * time.Second
+		if d, ok := s.offlineFor(sess.expiry); ok {
+			delay = min(delay, d)
+		}
 		o.willTimer = time.AfterFunc(delay, func() { s.fireWill(sess) })
+		if sess.persist {
+			s.putWill(sess, will, now.Add(delay))
+		}
 		will = nil
 	}
-	if !ends && sess.expiry != neverExpire {
-		sess.offlineState().expiry = time.AfterFunc(time.Duration(sess.expiry)*time.Second, func() { s.expire(sess) })
+	if !ends {
+		s.armExpiry(sess, now)
+		sess.save(now)
+		if f := sess.flow; f != nil && sess.persist {
+			// The stored queue's length is read again at the next CONNECT.
+			f.stored = 0
+			sess.trim()
+		}
 	}
 	sess.mu.Unlock()
 	if will != nil {
@@ -236,9 +313,18 @@ func (s *Server) detach(c *client) {
 
 // fireWill publishes a delayed will whose delay ran out.
 func (s *Server) fireWill(sess *session) {
+	if s.closing.Load() {
+		// Kept in the store, if persistent, for the next run.
+		return
+	}
 	sess.mu.Lock()
 	var w *Message
 	if o := sess.off; o != nil {
+		if o.will != nil && sess.persist {
+			if err := s.store.Wills().Delete(sess.id); err != nil {
+				s.storeFailed("delete will", sess.id, err)
+			}
+		}
 		w = o.will
 		o.will, o.willTimer = nil, nil
 		if o.expiry == nil {
@@ -253,6 +339,9 @@ func (s *Server) fireWill(sess *session) {
 
 // expire ends an offline session whose expiry interval passed.
 func (s *Server) expire(sess *session) {
+	if s.closing.Load() {
+		return
+	}
 	sess.mu.Lock()
 	if sess.c != nil || sess.gone {
 		sess.mu.Unlock()
@@ -270,11 +359,15 @@ func (s *Server) expire(sess *session) {
 // registered under its ID.
 func (s *Server) endSession(sess *session) {
 	s.sessMu.Lock()
-	if s.sessions[sess.id] == sess {
+	ended := s.sessions[sess.id] == sess
+	if ended {
 		delete(s.sessions, sess.id)
 	}
 	s.sessMu.Unlock()
 	s.dropSession(sess)
+	if ended {
+		s.hookExpired(sess.id)
+	}
 }
 
 // dropSession discards a session's subscriptions and messages.
@@ -284,10 +377,15 @@ func (s *Server) dropSession(sess *session) {
 		sess.mu.Unlock()
 		return
 	}
+	sess.stopOffline(true)
+	if sess.persist {
+		if err := s.store.Sessions().Delete(sess.id); err != nil {
+			s.storeFailed("delete session", sess.id, err)
+		}
+	}
 	sess.gone = true
 	subs := sess.subs
 	sess.subs, sess.flow = nil, nil
-	sess.stopOffline(true)
 	sess.mu.Unlock()
 	for _, sub := range subs {
 		s.subs.Unsubscribe(sub.filter, sess)

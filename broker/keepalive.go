@@ -49,6 +49,12 @@ func (s *Server) checkSilent(c *client, now int64) {
 		return
 	}
 	if !c.has(flagConnected) {
+		if c.has(flagConnecting) {
+			// The CONNECT came and is being decided (auth.go), which has
+			// deadlines of its own.
+			s.silent.add(c, now+int64(max(s.cfg.ConnectTimeout, 1))*ticksPerSecond)
+			return
+		}
 		s.stats.connectTimeouts.Add(1)
 		c.fail(errConnectTimeout)
 		return

@@ -5,6 +5,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/coolpy7/coolpy7/hooks"
 	"github.com/coolpy7/coolpy7/packets"
 	"github.com/coolpy7/coolpy7/store"
 	"github.com/coolpy7/coolpy7/topics"
@@ -23,6 +24,10 @@ type pub struct {
 	retain  bool
 	from    *session
 	msg     *Message
+	// stored is set when routing wrote p to the store, so that its
+	// acknowledgement waits for the commit; failed when such a write
+	// failed, so that it is not acknowledged at all.
+	stored, failed bool
 }
 
 // message returns the retained form of p, making it on first use.
@@ -72,13 +77,16 @@ func (s *Server) route(p *pub) int {
 	n := 0
 	for i := range r.Subs {
 		m := &r.Subs[i]
+		if s.hookEv&hooks.Deliver != 0 && !s.hookDeliver(m.Sub, p) {
+			continue
+		}
 		qos := min(p.qos, m.QoS)
 		m.Sub.deliver(p, qos, p.retain && m.RetainAsPublished, m.IDs)
 		n++
 	}
 	for i := range r.Shared {
 		g := &r.Shared[i]
-		if mem, ok := s.pickShared(g); ok {
+		if mem, ok := s.pickShared(g); ok && (s.hookEv&hooks.Deliver == 0 || s.hookDeliver(mem.Sub, p)) {
 			var ids []uint32
 			if mem.Opts.ID != 0 {
 				ids = []uint32{mem.Opts.ID}
@@ -120,11 +128,35 @@ func (s *Server) pickShared(g *topics.SharedMatch[*session]) (topics.Member[*ses
 
 // retain stores or, for an empty payload, deletes the retained message.
 func (s *Server) retain(p *pub) {
+	// $SYS is the broker's own, published anew every few seconds.
+	keep := len(p.topic) < 5 || string(p.topic[:5]) != "$SYS/"
 	if len(p.payload) == 0 {
-		s.retained.Delete(stringOf(p.topic))
+		if s.retained.Delete(stringOf(p.topic)) && keep {
+			if err := s.store.Retained().Delete(string(p.topic)); err != nil {
+				s.storeFailed("delete retained", "", err)
+				p.failed = true
+			}
+			p.stored = true
+		}
 		return
 	}
-	s.retained.Set(string(p.topic), p.message())
+	m := p.message()
+	if ttl := s.cfg.RetainedTTL; ttl > 0 && keep {
+		// The retained copy carries the -rt bound as its expiry.
+		cp := *m
+		if exp := time.Now().Add(ttl.Duration()); cp.Expires.IsZero() || exp.Before(cp.Expires) {
+			cp.Expires = exp
+		}
+		m = &cp
+	}
+	s.retained.Set(string(p.topic), m)
+	if keep {
+		if err := s.store.Retained().Set(string(p.topic), &m.Message); err != nil {
+			s.storeFailed("set retained", "", err)
+			p.failed = true
+		}
+		p.stored = true
+	}
 }
 
 // sendRetained delivers the retained messages matching a new subscription.

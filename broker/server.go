@@ -9,13 +9,16 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coolpy7/coolpy7/config"
+	"github.com/coolpy7/coolpy7/hooks"
 	"github.com/coolpy7/coolpy7/packets"
+	"github.com/coolpy7/coolpy7/store"
 	"github.com/coolpy7/coolpy7/topics"
 	"github.com/coolpy7/coolpy7/transport"
 )
@@ -32,12 +35,16 @@ type Server struct {
 
 	subs     *topics.Trie[*session]
 	retained RetainedStore
+	// store keeps persistent sessions, their queues and messages in
+	// flight, retained messages and delayed wills (persist.go).
+	store store.Store
 
 	sessMu   sync.Mutex
 	sessions map[string]*session
 
 	silent   *wheel       // connect timeout and keepalive
 	stalls   *wheel       // write timeout
+	expiring *wheel       // credentials that lapse (auth.go)
 	clock    atomic.Int64 // coarse ticks since start, see keepalive.go
 	started  time.Time
 	shareSeq atomic.Uint64
@@ -48,6 +55,11 @@ type Server struct {
 	stats     stats
 	latency   latency  // sampled route latency (admin.go)
 	observers sync.Map // *session of each internal subscriber (admin.go)
+
+	sec      security    // authentication, ACL, limits, bans (auth.go)
+	hooks    Hooks       // nil for none (hooks.go)
+	hookEv   hooks.Event // what hooks wants, 0 without hooks
+	hookPool *pool       // runs blocking hooks; nil unless they block
 }
 
 // RetainedStore keeps retained messages. It is the seam for persistence:
@@ -71,6 +83,7 @@ type stats struct {
 	protocolErrors                     atomic.Int64
 	connectTimeouts, keepaliveTimeouts atomic.Int64
 	writeTimeouts                      atomic.Int64
+	authStats
 }
 
 var (
@@ -96,6 +109,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.silent = newWheel(s, s.checkSilent)
 	s.stalls = newWheel(s, s.checkStalled)
+	s.expiring = newWheel(s, s.checkExpired)
 	if cfg.Listen != "" {
 		s.listeners = append(s.listeners, transport.NewTCP(cfg.Listen, s))
 	}
@@ -116,6 +130,21 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		if cfg.WSSListen != "" {
 			s.listeners = append(s.listeners, transport.NewWebSocket(cfg.WSSListen, transport.WSOptions{Origins: cfg.WSOrigins}, t, s))
 		}
+	}
+	st, err := openStore(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.store = st
+	if err := s.load(); err != nil {
+		s.closing.Store(true) // the restored timers do nothing now
+		_ = st.Close()
+		return nil, fmt.Errorf("loading the store: %w", err)
+	}
+	if err := s.setupSecurity(); err != nil {
+		s.closing.Store(true)
+		_ = st.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -153,6 +182,7 @@ func (s *Server) run() {
 			s.clock.Store(tick)
 			s.silent.tick(last+1, tick)
 			s.stalls.tick(last+1, tick)
+			s.expiring.tick(last+1, tick)
 			last = tick
 			if s.cfg.SysInterval > 0 && tick >= nextSys {
 				s.publishSys()
@@ -204,6 +234,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			l.Stop()
 		}
 		s.done.Wait()
+		s.closeSecurity()
+		if err := s.store.Close(); err != nil {
+			s.log.Error("closing the store", "err", err)
+		}
 		close(stopped)
 	}()
 	select {

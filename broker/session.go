@@ -29,6 +29,10 @@ type session struct {
 	// v3 persistent sessions without a configured cap.
 	expiry uint32
 	gone   bool // removed from the server; deliveries are discarded
+	// persist marks a session written through to the store (persist.go);
+	// cold, one restored at start-up whose messages in flight are still
+	// on disk only.
+	persist, cold bool
 }
 
 // flow is a session's message state.
@@ -37,6 +41,11 @@ type flow struct {
 	queue    []delivery // waiting for a connection or for room in the window
 	inbound2 []uint16   // QoS 2 packet IDs received and not yet released
 	nextPID  uint16
+	// stored counts a connected persistent session's messages in the
+	// store's queue (its queue lives there, not in queue); lastSeq is the
+	// sequence number of the last one moved into flight.
+	stored  int
+	lastSeq uint64
 }
 
 // offline is what runs while the client is away.
@@ -57,7 +66,7 @@ func (s *session) state() *flow {
 // trim drops the message state once nothing is in it.
 func (s *session) trim() {
 	f := s.flow
-	if f != nil && len(f.inflight) == 0 && len(f.queue) == 0 && len(f.inbound2) == 0 {
+	if f != nil && len(f.inflight) == 0 && len(f.queue) == 0 && len(f.inbound2) == 0 && f.stored == 0 {
 		// nextPID restarts at 1; no ID is in use, so none can collide.
 		s.flow = nil
 	}
@@ -75,6 +84,11 @@ func (s *session) stopOffline(cancelWill bool) {
 		o.expiry = nil
 	}
 	if cancelWill && o.willTimer != nil {
+		if s.persist {
+			if err := s.srv.store.Wills().Delete(s.id); err != nil {
+				s.srv.storeFailed("delete will", s.id, err)
+			}
+		}
 		o.willTimer.Stop()
 		o.willTimer, o.will = nil, nil
 	}
@@ -129,6 +143,10 @@ func (s *session) deliver(p *pub, qos byte, retain bool, ids []uint32) {
 			return
 		}
 		c.writePublish(p, 0, retain, false, 0, ids)
+		return
+	}
+	if s.persist {
+		s.deliverStored(p, qos, retain, ids)
 		return
 	}
 	f := s.state()
@@ -197,6 +215,11 @@ func (s *session) pump() {
 	if c == nil || f == nil {
 		return
 	}
+	if s.persist {
+		s.pumpStored(c, f)
+		s.trim()
+		return
+	}
 	now := time.Now()
 	for len(f.queue) > 0 && len(f.inflight) < int(c.sendQuota) {
 		d := f.queue[0]
@@ -247,6 +270,7 @@ func (s *session) acked(pid uint16, qos byte) bool {
 	if i < 0 || f.inflight[i].qos != qos {
 		return false
 	}
+	s.forget(pid)
 	f.removeInflight(i)
 	s.pump()
 	return true
@@ -266,11 +290,18 @@ func (s *session) received(pid uint16, code byte) bool {
 		return false
 	}
 	if code >= 0x80 {
+		s.forget(pid)
 		f.removeInflight(i)
 		s.pump()
 		return true
 	}
 	f.inflight[i].released = true
+	f.inflight[i].msg = nil
+	if s.persist {
+		if err := s.srv.store.Inflight().Release(s.id, pid); err != nil {
+			s.srv.storeFailed("release inflight", s.id, err)
+		}
+	}
 	if s.c != nil {
 		s.c.writeAck(packets.Pubrel, pid, 0)
 	}
@@ -306,6 +337,11 @@ func (s *session) release(pid uint16) bool {
 	}
 	for i, p := range f.inbound2 {
 		if p == pid {
+			if s.persist {
+				if err := s.srv.store.Inflight().DeleteInbound(s.id, pid); err != nil {
+					s.srv.storeFailed("delete inbound", s.id, err)
+				}
+			}
 			f.inbound2 = append(f.inbound2[:i], f.inbound2[i+1:]...)
 			if len(f.inbound2) == 0 {
 				f.inbound2 = nil
@@ -315,4 +351,31 @@ func (s *session) release(pid uint16) bool {
 		}
 	}
 	return false
+}
+
+// forget deletes a persistent session's finished outbound message from the
+// store. Callers hold mu.
+func (s *session) forget(pid uint16) {
+	if s.persist {
+		if err := s.srv.store.Inflight().Delete(s.id, pid); err != nil {
+			s.srv.storeFailed("delete inflight", s.id, err)
+		}
+	}
+}
+
+// markInbound records a persistent session's inbound QoS 2 packet ID in
+// the store, after the message was routed, so that a crash never leaves
+// the mark without the message. It reports whether it wrote, and whether
+// the write failed.
+func (s *session) markInbound(pid uint16) (stored, failed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.persist {
+		return false, false
+	}
+	if err := s.srv.store.Inflight().PutInbound(s.id, pid); err != nil {
+		s.srv.storeFailed("put inbound", s.id, err)
+		return true, true
+	}
+	return true, false
 }

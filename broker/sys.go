@@ -13,6 +13,7 @@ func (s *Server) publishSys() {
 	sessions := len(s.sessions)
 	s.sessMu.Unlock()
 	up := int64(time.Since(s.started) / time.Second)
+	ss := s.store.Stats()
 	for _, kv := range [...]struct {
 		topic string
 		value int64
@@ -35,6 +36,25 @@ func (s *Server) publishSys() {
 		{"$SYS/broker/errors/connect_timeout", st.connectTimeouts.Load()},
 		{"$SYS/broker/errors/keepalive_timeout", st.keepaliveTimeouts.Load()},
 		{"$SYS/broker/errors/write_timeout", st.writeTimeouts.Load()},
+		// The store's own figures: dropped counts full persistent queues
+		// over the store's whole life (also in messages/dropped since start).
+		{"$SYS/broker/store/queued", ss.Queued},
+		{"$SYS/broker/store/queued_bytes", ss.QueuedBytes},
+		{"$SYS/broker/store/dropped", ss.Dropped},
+		{"$SYS/broker/store/expired", ss.Expired},
+		{"$SYS/broker/store/disk_bytes", int64(ss.DiskBytes)},
+		// Writes per fsync is the group commit at work.
+		{"$SYS/broker/store/writes", ss.Writes},
+		{"$SYS/broker/store/syncs", ss.Syncs},
+		{"$SYS/broker/auth/refused", st.authFailures.Load()},
+		{"$SYS/broker/auth/expired", st.expired.Load()},
+		{"$SYS/broker/auth/rate_limited", st.rateLimited.Load()},
+		{"$SYS/broker/publish/denied", st.pubDenied.Load()},
+		{"$SYS/broker/flood/disconnected", st.floods.Load()},
+		{"$SYS/broker/bans/added", st.bans.Load()},
+		{"$SYS/broker/bans/count", int64(s.banCount())},
+		{"$SYS/broker/hooks/busy", st.hookBusy.Load()},
+		{"$SYS/broker/hooks/denied", st.hookDenied.Load()},
 	} {
 		s.publishInternal(kv.topic, []byte(strconv.FormatInt(kv.value, 10)))
 	}

@@ -59,6 +59,7 @@ func newEnv(t testing.TB, mods ...func(*Server)) *env {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = "" // the store in memory
 	cfg.SysInterval = 0
 	cfg.MaxPacketSize = 4096
 	cfg.CoAPListen = "127.0.0.1:0"

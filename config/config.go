@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/coolpy7/coolpy7/store"
 )
 
 // Config is every broker setting. Durations in the file and on the command
@@ -71,8 +73,8 @@ type Config struct {
 	MaxWriteBuffer int `toml:"max_write_buffer"`
 	// SysInterval is how often $SYS topics are published; 0 turns them off.
 	SysInterval Seconds `toml:"sys_interval"`
-	// DenySubscribe lists topic filters no client may subscribe to (until
-	// the ACL exists).
+	// DenySubscribe lists topic filters no client may subscribe to,
+	// whatever the ACL (acl_file) says.
 	DenySubscribe []string `toml:"deny_subscribe"`
 	// ObscureNotAuthorized answers a v5 subscription that is not allowed
 	// with 0x80 (unspecified error) instead of 0x87 (not authorized), so as
@@ -81,11 +83,37 @@ type Config struct {
 	// PprofListen serves net/http/pprof on this address when set, for
 	// profiling a running broker; keep it on loopback.
 	PprofListen string `toml:"pprof_listen"`
-	// DataDir is where the broker keeps what must survive a restart (-data).
-	DataDir string `toml:"data_dir"`
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string `toml:"log_level"`
 	LogFormat string `toml:"log_format"`
+
+	// DataDir is the on-disk store's directory (-data); empty keeps
+	// persistent sessions, retained messages and wills in memory only.
+	DataDir string `toml:"data_dir"`
+	// Durability is when a stored QoS 1/2 PUBLISH is acknowledged
+	// (-durability): "durable" after the fsync that covers it (writes are
+	// group-committed), or an interval such as "100ms" to acknowledge at
+	// once and fsync that often.
+	Durability string `toml:"durability"`
+	// MaxQueuedBytes bounds each persistent session's queue by the size of
+	// its messages (-mqb), on top of MaxQueued; 0 is no byte bound.
+	MaxQueuedBytes int64 `toml:"max_queued_bytes"`
+	// QueuePolicy is what a full persistent queue does (-qp): refuse-newest
+	// or drop-oldest.
+	QueuePolicy string `toml:"queue_policy"`
+	// The original Coolpy7's TTLs, in seconds, 0 for never: queued
+	// messages (-ot), disconnected sessions with their subscriptions
+	// (-st), inbound QoS 2 packet IDs waiting for PUBREL (-it), wills
+	// published late after a restart (-wt) and retained messages (-rt).
+	MessageTTL  Seconds `toml:"message_ttl"`
+	SessionTTL  Seconds `toml:"session_ttl"`
+	PacketIDTTL Seconds `toml:"packet_id_ttl"`
+	WillTTL     Seconds `toml:"will_ttl"`
+	RetainedTTL Seconds `toml:"retained_ttl"`
+	// Repair (-repair, command line only) salvages the store in DataDir
+	// and exits instead of serving.
+	Repair bool `toml:"-"`
+	AuthConfig
 	// Gateway is HTTP and CoAP (gateway.go).
 	Gateway
 }
@@ -111,6 +139,9 @@ func Default() Config {
 		LogLevel:          "info",
 		LogFormat:         "text",
 		DataDir:           "./data",
+		Durability:        "durable",
+		QueuePolicy:       "refuse-newest",
+		AuthConfig:        defaultAuth(),
 		Gateway:           defaultGateway(),
 	}
 }
@@ -154,6 +185,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("timeouts must not be negative")
 	case c.MaxConnections < 0:
 		return fmt.Errorf("max_connections must not be negative")
+	case c.MaxQueuedBytes < 0:
+		return fmt.Errorf("max_queued_bytes must not be negative")
+	case c.MessageTTL < 0 || c.SessionTTL < 0 || c.PacketIDTTL < 0 || c.WillTTL < 0 || c.RetainedTTL < 0:
+		return fmt.Errorf("TTLs (-ot -st -it -wt -rt) must not be negative")
+	case c.Repair && c.DataDir == "":
+		return fmt.Errorf("-repair needs a data directory (-data)")
 	case (c.TLSListen != "" || c.WSSListen != "") && (c.TLSCert == "" || c.TLSKey == ""):
 		return fmt.Errorf("tls_listen and wss_listen need tls_cert and tls_key")
 	}
@@ -168,6 +205,15 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("tls_client_auth %q: want none, optional or require", c.TLSClientAuth)
+	}
+	if _, err := store.ParseDurability(c.Durability); err != nil {
+		return err
+	}
+	if _, err := store.ParsePolicy(c.QueuePolicy); err != nil {
+		return err
+	}
+	if err := c.AuthConfig.validate(); err != nil {
+		return err
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -211,9 +257,19 @@ func Parse(name string, args []string) (Config, error) {
 	fs.IntVar(&f.MaxQueued, "mq", d.MaxQueued, "maximum queued messages per session")
 	fs.IntVar((*int)(&f.SysInterval), "sys", int(d.SysInterval), "`seconds` between $SYS publications; 0 turns $SYS off")
 	fs.StringVar(&f.PprofListen, "pprof", d.PprofListen, "serve net/http/pprof on this `address` (keep it on loopback); empty is off")
-	fs.StringVar(&f.DataDir, "data", d.DataDir, "data `directory`")
 	fs.StringVar(&f.LogLevel, "log", d.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&f.LogFormat, "logfmt", d.LogFormat, "log `format`: text or json")
+	fs.StringVar(&f.DataDir, "data", d.DataDir, "store `directory` for persistent sessions, queues, retained messages and wills; empty keeps them in memory")
+	fs.StringVar(&f.Durability, "durability", d.Durability, "`durable` acknowledges stored QoS 1/2 messages after fsync (group commit); a duration such as 100ms acknowledges at once and fsyncs that often")
+	fs.Int64Var(&f.MaxQueuedBytes, "mqb", d.MaxQueuedBytes, "maximum `bytes` of messages queued per persistent session; 0 is no byte bound")
+	fs.StringVar(&f.QueuePolicy, "qp", d.QueuePolicy, "full-queue `policy`: refuse-newest or drop-oldest")
+	fs.IntVar((*int)(&f.MessageTTL), "ot", int(d.MessageTTL), "`seconds` a message may wait in a queue; 0 is forever")
+	fs.IntVar((*int)(&f.SessionTTL), "st", int(d.SessionTTL), "`seconds` a disconnected session and its subscriptions are kept; 0 is forever")
+	fs.IntVar((*int)(&f.PacketIDTTL), "it", int(d.PacketIDTTL), "`seconds` an inbound QoS 2 packet ID waits for PUBREL; 0 is forever")
+	fs.IntVar((*int)(&f.WillTTL), "wt", int(d.WillTTL), "`seconds` after its time a will is still published after a restart; 0 is forever")
+	fs.IntVar((*int)(&f.RetainedTTL), "rt", int(d.RetainedTTL), "`seconds` a retained message is kept; 0 is forever")
+	fs.BoolVar(&f.Repair, "repair", false, "salvage the store in -data (it must not be in use) and exit")
+	setAuth := authFlags(fs, &f.AuthConfig)
 	gateway := gatewayFlags(fs, &d.Gateway, &f.Gateway)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nCoolpy7 MQTT broker (MQTT 3.1, 3.1.1 and 5.0).\n\nFlags:\n", name)
@@ -230,6 +286,7 @@ func Parse(name string, args []string) (Config, error) {
 		return c, err
 	}
 	fs.Visit(func(fl *flag.Flag) {
+		setAuth(fl.Name, &c.AuthConfig)
 		switch fl.Name {
 		case "l":
 			c.Listen = f.Listen
@@ -274,12 +331,30 @@ func Parse(name string, args []string) (Config, error) {
 			c.SysInterval = f.SysInterval
 		case "pprof":
 			c.PprofListen = f.PprofListen
-		case "data":
-			c.DataDir = f.DataDir
 		case "log":
 			c.LogLevel = f.LogLevel
 		case "logfmt":
 			c.LogFormat = f.LogFormat
+		case "data":
+			c.DataDir = f.DataDir
+		case "durability":
+			c.Durability = f.Durability
+		case "mqb":
+			c.MaxQueuedBytes = f.MaxQueuedBytes
+		case "qp":
+			c.QueuePolicy = f.QueuePolicy
+		case "ot":
+			c.MessageTTL = f.MessageTTL
+		case "st":
+			c.SessionTTL = f.SessionTTL
+		case "it":
+			c.PacketIDTTL = f.PacketIDTTL
+		case "wt":
+			c.WillTTL = f.WillTTL
+		case "rt":
+			c.RetainedTTL = f.RetainedTTL
+		case "repair":
+			c.Repair = f.Repair
 		default:
 			gateway(fl.Name, &c.Gateway)
 		}

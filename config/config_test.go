@@ -38,6 +38,10 @@ func TestBadInput(t *testing.T) {
 		"bad log level":   {"", []string{"-log", "loud"}, "log_level"},
 		"keepalive range": {"max_keepalive = 70000\n", nil, "max_keepalive"},
 		"stray argument":  {"", []string{"extra"}, "unexpected argument"},
+		"bad durability":  {"durability = \"sometimes\"\n", nil, "durability"},
+		"bad policy":      {"", []string{"-qp", "drop-random"}, "queue policy"},
+		"negative ttl":    {"", []string{"-ot", "-1"}, "TTLs"},
+		"repair no dir":   {"", []string{"-repair", "-data", ""}, "-repair needs"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := tc.args
@@ -53,5 +57,24 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestStoreSettings(t *testing.T) {
+	c, err := Parse("coolpy7", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "./data" || c.Durability != "durable" || c.QueuePolicy != "refuse-newest" {
+		t.Fatalf("defaults: data %q durability %q policy %q", c.DataDir, c.Durability, c.QueuePolicy)
+	}
+	c, err = Parse("coolpy7", []string{"-data", "", "-durability", "100ms", "-mqb", "4096", "-qp", "drop-oldest",
+		"-ot", "1", "-st", "2", "-it", "3", "-wt", "4", "-rt", "5", "-repair=false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "" || c.Durability != "100ms" || c.MaxQueuedBytes != 4096 || c.QueuePolicy != "drop-oldest" ||
+		c.MessageTTL != 1 || c.SessionTTL != 2 || c.PacketIDTTL != 3 || c.WillTTL != 4 || c.RetainedTTL != 5 {
+		t.Fatalf("flags not applied: %+v", c)
 	}
 }

@@ -268,6 +268,8 @@ func (p *Publisher) Counts() Counts {
 // Identity is an authenticated publisher.
 type Identity struct {
 	ClientID string
+	Username string // as authentication vouched for it
+	addr     netip.Addr
 	acl      acl.ACL
 }
 
@@ -282,7 +284,7 @@ func (p *Publisher) Authenticate(ctx context.Context, cr Credentials, clientID s
 		p.authFailures.Add(1)
 		return Identity{}, &Error{Kind: Unauthorized, Msg: "unauthorized"}
 	}
-	return Identity{ClientID: clientID, acl: a}, nil
+	return Identity{ClientID: clientID, Username: res.Username, addr: addr, acl: a}, nil
 }
 
 // Check validates m and the identity's right to publish it, without
@@ -305,14 +307,18 @@ func (p *Publisher) Publish(ctx context.Context, id *Identity, m Message) error 
 	if err := p.Check(id, &m); err != nil {
 		return err
 	}
-	_, err := p.b.Publish(ctx, broker.PublishRequest{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain, ClientID: id.ClientID})
+	_, err := p.b.Publish(ctx, broker.PublishRequest{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain,
+		ClientID: id.ClientID, Username: id.Username, Addr: id.addr, CanPublish: id.acl.CanPublish})
 	switch {
 	case err == nil:
 		p.published[m.QoS].Add(1)
 		return nil
 	case errors.Is(err, broker.ErrTooLarge):
 		return &Error{Kind: TooLarge, Msg: err.Error()}
-	case errors.Is(err, broker.ErrClosing), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, broker.ErrHookDenied):
+		return &Error{Kind: Forbidden, Msg: err.Error()}
+	case errors.Is(err, broker.ErrClosing), errors.Is(err, broker.ErrStore),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &Error{Kind: Unavailable, Msg: err.Error()}
 	}
 	return bad("%v", err)

@@ -326,11 +326,15 @@ func (s *Server) retainedGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) retainedDelete(w http.ResponseWriter, r *http.Request) {
-	if !s.b.RetainedDelete(r.PathValue("topic")) {
+	found, err := s.b.RetainedDelete(r.Context(), r.PathValue("topic"))
+	switch {
+	case err != nil:
+		fail(w, http.StatusServiceUnavailable, err.Error())
+	case !found:
 		fail(w, http.StatusNotFound, "no retained message on that topic")
-		return
+	default:
+		writeOK(w)
 	}
-	writeOK(w)
 }
 
 func (s *Server) runtime(w http.ResponseWriter, r *http.Request) {

@@ -59,7 +59,7 @@ func newEnv(t *testing.T, mod func(*config.Config)) *env {
 	cfg.SysInterval = 0
 	cfg.HTTPRateLimit = 0
 	cfg.AdminPassword = adminPW
-	cfg.DataDir = t.TempDir()
+	cfg.DataDir = "" // the store in memory; the admin password is configured
 	if mod != nil {
 		mod(&cfg)
 	}

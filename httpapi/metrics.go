@@ -92,13 +92,22 @@ var (
 	dProtoErr      = desc("protocol_errors_total", "Connections closed for a protocol error.")
 	dTimeouts      = desc("timeouts_total", "Connections closed by a timeout, by kind.", "kind")
 	dInflight      = desc("inflight_messages", "QoS 1/2 messages sent and not yet acknowledged, all sessions.")
-	dQueued        = desc("queued_messages", "Messages waiting in session queues, all sessions (queue depth).")
+	dQueued        = desc("queued_messages", "Messages waiting in the in-memory session queues, all sessions (queue depth; stored queues are store_queued_messages).")
 	dAuthFail      = desc("auth_failures_total", "Publishers refused for their credentials, by listener.", "listener")
 	dACLDenied     = desc("acl_denied_total", "Publishes refused by the ACL, by listener.", "listener")
 	dGatewayPub    = desc("gateway_published_total", "Messages published through a gateway, by listener and QoS.", "listener", "qos")
 	dRouteLatency  = desc("route_latency_seconds", "Time to route one message (match, fan-out, socket writes), sampled: the first message of each tenth of a second.")
 	dUptime        = desc("uptime_seconds", "Seconds since the broker started.")
 	dAdminLoginErr = desc("admin_login_failures_total", "Failed admin logins.")
+	dExpired       = desc("credentials_expired_total", "MQTT connections closed when their credentials (a token's exp) lapsed.")
+	dRateLimited   = desc("connects_rate_limited_total", "CONNECTs refused by the per-address connect rate.")
+	dFloods        = desc("floods_total", "Clients disconnected for PINGREQ or PUBLISH floods (-pl, -psl).")
+	dHookDenied    = desc("hook_denied_total", "PUBLISH, SUBSCRIBE and UNSUBSCRIBE refused by the hooks.")
+	dStoreDisk     = desc("store_disk_bytes", "Space the store takes on disk; 0 in memory.")
+	dStoreQueued   = desc("store_queued_messages", "Messages in the stored queues of persistent sessions.")
+	dStoreQBytes   = desc("store_queued_bytes", "Bytes of the messages in stored queues.")
+	dStoreWrites   = desc("store_writes_total", "Store write operations.")
+	dStoreSyncs    = desc("store_syncs_total", "Store fsyncs (writes per fsync is the group commit at work).")
 )
 
 type brokerCollector struct {
@@ -110,7 +119,8 @@ type brokerCollector struct {
 func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dSockets, dConnected, dSessions, dConnects, dSubs, dRetained, dMsgsIn, dMsgsOut,
 		dBytesIn, dBytesOut, dDropped, dDenied, dProtoErr, dTimeouts, dInflight, dQueued, dAuthFail, dACLDenied,
-		dGatewayPub, dRouteLatency, dUptime, dAdminLoginErr} {
+		dGatewayPub, dRouteLatency, dUptime, dAdminLoginErr, dExpired, dRateLimited, dFloods, dHookDenied,
+		dStoreDisk, dStoreQueued, dStoreQBytes, dStoreWrites, dStoreSyncs} {
 		ch <- d
 	}
 }
@@ -159,6 +169,17 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	counter(dAdminLoginErr, float64(c.logins.Load()))
+	counter(dAuthFail, float64(st.AuthFailures), "mqtt")
+	counter(dACLDenied, float64(st.PublishDenied), "mqtt")
+	counter(dExpired, float64(st.CredentialsExpired))
+	counter(dRateLimited, float64(st.RateLimited))
+	counter(dFloods, float64(st.Floods))
+	counter(dHookDenied, float64(st.HookDenied))
+	gauge(dStoreDisk, float64(st.Store.DiskBytes))
+	gauge(dStoreQueued, float64(st.Store.Queued))
+	gauge(dStoreQBytes, float64(st.Store.QueuedBytes))
+	counter(dStoreWrites, float64(st.Store.Writes))
+	counter(dStoreSyncs, float64(st.Store.Syncs))
 	h := c.b.RouteLatency()
 	ch <- prometheus.MustNewConstHistogram(dRouteLatency, h.Count, h.Sum, h.Buckets)
 }

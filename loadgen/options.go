@@ -72,7 +72,11 @@ type Options struct {
 	Interval time.Duration `json:"interval"` // -I per publisher; 0 is flat out
 	Inflight int           `json:"inflight"` // QoS 1/2 window per publisher
 	Retain   bool          `json:"retain,omitempty"`
-	Via      string        `json:"via,omitempty"`
+	// Persistent gives subscribers sessions that outlive the connection
+	// (3.x clean session false, v5 session expiry 1 h), so a broker with
+	// persistence stores what it delivers to them.
+	Persistent bool   `json:"persistent,omitempty"`
+	Via        string `json:"via,omitempty"`
 	// RunTag goes into bytes 8..16 of payloads of 16 bytes or more, so that
 	// p2p, fanout and fanin subscribers ignore an earlier run's messages
 	// that a backlogged broker still delivers. Run picks one at random.

@@ -334,6 +334,13 @@ func (w *Worker) dial(c *client) {
 	}
 	p.Connect.Level = w.version
 	p.Connect.CleanStart = true
+	if w.opts.Persistent && c.role == roleSub {
+		p.Connect.CleanStart = false
+		if w.version == packets.V5 {
+			p.Props.SessionExpiry = 3600
+			p.Props.Set(packets.PropSessionExpiry)
+		}
+	}
 	p.Connect.KeepAlive = uint16(w.opts.KeepAlive)
 	p.Connect.ClientID = []byte(id)
 	if w.opts.Username != "" {

@@ -47,6 +47,7 @@ func startFixture(t *testing.T, clientAuth string, origins ...string) *fixture {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.ConnectTimeout = 1
 	cfg.SysInterval = 0
+	cfg.DataDir = ""
 	srv, err := broker.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -669,6 +670,7 @@ func TestBrokerConfigListeners(t *testing.T) {
 	cfg := config.Default()
 	cfg.Listen = ""
 	cfg.SysInterval = 0
+	cfg.DataDir = ""
 	cfg.TLSCert, cfg.TLSKey = ca.server(t, dir)
 	cfg.TLSListen, cfg.WSListen, cfg.WSSListen = freeAddr(t), freeAddr(t), freeAddr(t)
 	srv, err := broker.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))

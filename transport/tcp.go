@@ -328,7 +328,10 @@ func (c *tcpConn) RemoteAddr() net.Addr {
 type tcpAddr netip.AddrPort
 
 func (a tcpAddr) Network() string { return "tcp" }
-func (a tcpAddr) String() string  { return netip.AddrPort(a).String() }
+
+// AddrPort gives the address without formatting and parsing it.
+func (a tcpAddr) AddrPort() netip.AddrPort { return netip.AddrPort(a) }
+func (a tcpAddr) String() string           { return netip.AddrPort(a).String() }
 
 func addrOf(sa syscall.Sockaddr) tcpAddr {
 	switch a := sa.(type) {

@@ -180,6 +180,14 @@ func (m *MemoryBans) Banned(ip netip.Addr, clientID string) bool {
 	return false
 }
 
+// Empty reports whether the list holds no ban at all (lapsed ones count
+// until swept), so a caller can skip looking up a client's address.
+func (m *MemoryBans) Empty() bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.len() == 0
+}
+
 func live(b Ban, now time.Time) bool { return b.Until.IsZero() || now.Before(b.Until) }
 
 // minSweep is the smallest size at which Add sweeps.

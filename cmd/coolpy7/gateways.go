@@ -4,8 +4,6 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/coolpy7/coolpy7/auth"
-	"github.com/coolpy7/coolpy7/auth/acl"
 	"github.com/coolpy7/coolpy7/broker"
 	"github.com/coolpy7/coolpy7/coapgw"
 	"github.com/coolpy7/coolpy7/config"
@@ -13,27 +11,20 @@ import (
 	"github.com/coolpy7/coolpy7/httpapi"
 )
 
-// startGateways starts the CoAP gateway and the HTTP server, and returns
-// what stops them.
-//
-// Until the broker authenticates MQTT clients (issue 6 gives
-// broker.Server.Authorize and Server.Bans), the gateways get the same as
-// MQTT: everyone allowed, every topic open, no ban list.
+// startGateways starts the CoAP gateway and the HTTP server, which
+// authenticate publishers with the broker's own chain and ACL
+// (Server.Authorize) and list and lift its bans, and returns what stops
+// them.
 func startGateways(cfg config.Config, srv *broker.Server, log *slog.Logger) (stop func(context.Context), err error) {
-	chain := auth.NewChain(auth.Options{})
-	var authorize gateway.Authorizer = func(ctx context.Context, info *auth.ConnectInfo) (auth.Result, acl.ACL) {
-		return chain.Authenticate(ctx, info), acl.AllowAll()
-	}
 	var stops []func(context.Context)
 	stop = func(ctx context.Context) {
 		for i := len(stops) - 1; i >= 0; i-- {
 			stops[i](ctx)
 		}
-		chain.Close()
 	}
 	pubs := map[string]*gateway.Publisher{}
 	if cfg.CoAPListen != "" || cfg.CoAPDTLSListen != "" {
-		cg, err := coapgw.New(coapgw.Options{Broker: srv, Config: cfg, Authorize: authorize, Log: log})
+		cg, err := coapgw.New(coapgw.Options{Broker: srv, Config: cfg, Authorize: srv.Authorize, Log: log})
 		if err != nil {
 			return stop, err
 		}
@@ -44,7 +35,7 @@ func startGateways(cfg config.Config, srv *broker.Server, log *slog.Logger) (sto
 		pubs["coap"] = cg.Publisher()
 	}
 	if cfg.HTTPListen != "" {
-		hs, err := httpapi.New(httpapi.Options{Broker: srv, Config: cfg, Authorize: authorize, Publishers: pubs, Log: log})
+		hs, err := httpapi.New(httpapi.Options{Broker: srv, Config: cfg, Authorize: srv.Authorize, Bans: srv.Bans(), Publishers: pubs, Log: log})
 		if err != nil {
 			stop(context.Background())
 			return stop, err

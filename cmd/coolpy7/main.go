@@ -15,9 +15,13 @@ import (
 
 	"github.com/coolpy7/coolpy7/broker"
 	"github.com/coolpy7/coolpy7/config"
+	"github.com/coolpy7/coolpy7/store/pebble"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "passwd" {
+		os.Exit(runPasswd(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
@@ -35,10 +39,13 @@ func run(args []string) int {
 		// Before the broker is made: it sizes its event loops by it.
 		runtime.GOMAXPROCS(cfg.MaxProcs)
 	}
+	if cfg.Repair {
+		return repair(cfg, log)
+	}
 	srv, err := broker.New(cfg, log)
 	if err != nil {
-		log.Error("bad configuration", "err", err)
-		return 2
+		log.Error("cannot start", "err", err)
+		return 1
 	}
 	if err := srv.Start(); err != nil {
 		log.Error("cannot start", "err", err)
@@ -83,4 +90,28 @@ func newLogger(cfg config.Config) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// repair salvages the store in cfg.DataDir (coolpy7 -repair) and reports
+// what it kept and what it lost.
+func repair(cfg config.Config, log *slog.Logger) int {
+	o, err := broker.StoreOptions(cfg, log)
+	if err != nil {
+		log.Error("bad configuration", "err", err)
+		return 2
+	}
+	r, err := pebble.Repair(cfg.DataDir, o)
+	if err != nil {
+		log.Error("repair failed", "dir", cfg.DataDir, "err", err)
+		return 1
+	}
+	if r.Damaged == "" {
+		log.Info("store is sound; nothing to repair", "dir", cfg.DataDir)
+		return 0
+	}
+	log.Warn("store repaired", "dir", cfg.DataDir, "records kept", r.Copied, "damaged copy", r.Damaged)
+	for _, l := range r.Lost {
+		log.Warn("lost", "range", l)
+	}
+	return 0
 }

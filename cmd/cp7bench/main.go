@@ -182,6 +182,9 @@ func parseFlags(scenario string, args []string, out io.Writer) (loadgen.Options,
 	fs.BoolVar(&o.JSON, "json", false, "print a JSON summary on stdout (the text summary goes to stderr)")
 	fs.StringVar(&o.Name, "name", "", "scenario `label` for the JSON summary and charts")
 	fs.StringVar(&o.Broker, "broker", "", "broker `label` for the JSON summary and charts")
+	if o.Roles().Subs > 0 {
+		fs.BoolVar(&o.Persistent, "persistent", false, "subscribers keep persistent sessions (clean session false; v5 session expiry 1 h)")
+	}
 
 	if o.Roles().Pubs > 0 {
 		flat := "0 is flat out"

@@ -44,6 +44,7 @@ func startBroker(t *testing.T) (host, port string) {
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.SysInterval = 0
+	cfg.DataDir = ""
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv, err := broker.New(cfg, log)
 	if err != nil {

@@ -52,6 +52,7 @@ func run(httpAddr, wsAddr, mqttAddr string) error {
 	}
 	cfg := config.Default()
 	cfg.Listen, cfg.WSListen = mqttAddr, wsAddr
+	cfg.DataDir = "" // a demo: nothing kept between runs
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	srv, err := broker.New(cfg, log)
 	if err != nil {

@@ -29,6 +29,8 @@ type Store struct {
 	rmu      sync.Mutex
 	retained map[string]retainedMsg
 
+	banList bans // bans.go
+
 	closed atomic.Bool
 	stop   chan struct{}
 	wg     sync.WaitGroup

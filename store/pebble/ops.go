@@ -103,7 +103,11 @@ func (ss *sessions) Save(id string, rec *store.SessionRecord) error {
 func (ss *sessions) Delete(id string) error {
 	s := (*Store)(ss)
 	return s.write(id, func(b *pdb.Batch, d *delta) error {
-		return s.deleteSession(b, id, d)
+		if err := s.deleteSession(b, id, d); err != nil {
+			return err
+		}
+		s.ended.Add(-d.bytes)
+		return nil
 	})
 }
 

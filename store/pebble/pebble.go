@@ -97,6 +97,10 @@ type Store struct {
 	cancel context.CancelFunc
 
 	queued, queuedBytes, dropped, expired atomic.Int64
+	// ended is the bytes of queues dropped by Sessions.Delete (the broker
+	// ends sessions on its own timers) since the sweeper last looked, so
+	// that they count towards its flush and compaction like its own.
+	ended atomic.Int64
 
 	sweepMu sync.Mutex
 	sweep   sweepState

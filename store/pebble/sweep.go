@@ -195,7 +195,7 @@ func (s *Store) tick(budget int) (wrapped bool, err error) {
 	}
 	if !ok {
 		st.cursor = nil
-		freed := st.freed
+		freed := st.freed + s.ended.Swap(0)
 		st.freed = 0
 		switch {
 		case freed >= flushAfter && uint64(freed) >= s.db.Metrics().DiskSpaceUsage()/4:

@@ -50,6 +50,7 @@ func startBroker(t *testing.T) (tcp, ws string) {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.WSListen = freeAddr(t)
 	cfg.SysInterval = 0
+	cfg.DataDir = ""
 	srv, err := broker.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

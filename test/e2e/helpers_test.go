@@ -53,6 +53,7 @@ func startBroker(t *testing.T, mod func(*config.Config)) string {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DenySubscribe = []string{"test/nosubscribe"}
 	cfg.SysInterval = 1
+	cfg.DataDir = "" // in memory; tests that need the disk set a t.TempDir()
 	if mod != nil {
 		mod(&cfg)
 	}

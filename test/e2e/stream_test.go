@@ -234,8 +234,15 @@ func TestMaxPacketSizeBoundary(t *testing.T) {
 	for _, v5 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("v5=%v", v5), func(t *testing.T) {
 			t.Parallel()
+			// Each subtest has its own topic of the same length: they run
+			// in parallel on one broker and must not see each other's
+			// messages.
+			topic := "mps/3"
+			if v5 {
+				topic = "mps/5"
+			}
 			r := dialHandshake(t, addr, v5, uniqueID("mps"))
-			r.send(subscribePkt(v5, 1, "mps/t", 0, nil))
+			r.send(subscribePkt(v5, 1, topic, 0, nil))
 			r.expectType(0x90, "SUBACK")
 			// 1 byte header + 2 bytes remaining length + topic (2+5)
 			// [+ 1 property length] + payload = 1024.
@@ -243,13 +250,13 @@ func TestMaxPacketSizeBoundary(t *testing.T) {
 			if v5 {
 				n--
 			}
-			exact := publishPkt(v5, "mps/t", 0, false, 0, nil, strings.Repeat("m", n))
+			exact := publishPkt(v5, topic, 0, false, 0, nil, strings.Repeat("m", n))
 			if len(exact) != 1024 {
 				t.Fatalf("test bug: packet is %d bytes", len(exact))
 			}
 			r.send(exact)
 			r.expect(exact, "own 1024-byte message")
-			r.send(publishPkt(v5, "mps/t", 0, false, 0, nil, strings.Repeat("m", n+1)))
+			r.send(publishPkt(v5, topic, 0, false, 0, nil, strings.Repeat("m", n+1)))
 			if v5 {
 				disconnectThenClosed(0x95)(t, r)
 			} else {
