@@ -181,6 +181,11 @@ type sub struct {
 
 func dial(t *testing.T, addr, id string) *sub {
 	t.Helper()
+	return dialAs(t, addr, id, "", "")
+}
+
+func dialAs(t *testing.T, addr, id, user, pass string) *sub {
+	t.Helper()
 	s := &sub{got: make(chan struct{}, 1000), lost: make(chan error, 1)}
 	o := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).SetProtocolVersion(4).
 		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).SetKeepAlive(30 * time.Second).
@@ -192,6 +197,9 @@ func dial(t *testing.T, addr, id string) *sub {
 			s.got <- struct{}{}
 		}).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) { s.lost <- err })
+	if user != "" {
+		o.SetUsername(user).SetPassword(pass)
+	}
 	s.c = mqtt.NewClient(o)
 	if tk := s.c.Connect(); !tk.WaitTimeout(waitTimeout) || tk.Error() != nil {
 		t.Fatalf("connect %s: %v", id, tk.Error())
