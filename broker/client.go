@@ -309,7 +309,7 @@ func (c *client) fail(err error) {
 		c.writeAck(packets.Disconnect, 0, pe.Code)
 		final = true
 	}
-	if err != errKeepAlive && err != errTakenOver && err != errShutdown {
+	if err != errKeepAlive && err != errTakenOver && err != errShutdown && err != errKicked {
 		c.srv.stats.protocolErrors.Add(1)
 		c.srv.log.Debug("closing connection", "client", c.clientID(), "remote", c.conn.RemoteAddr().String(), "err", err)
 	}
@@ -445,9 +445,9 @@ func (c *client) writePublish(p *pub, qos byte, retain, dup bool, pid uint16, id
 		}
 	}
 	if c.encodeAndWrite(&pk) {
-		c.srv.stats.msgsOut.Add(1)
+		c.srv.stats.msgsOut[qos].Add(1)
 	} else {
-		c.srv.stats.dropped.Add(1)
+		c.srv.stats.dropped[dropTooLarge].Add(1)
 	}
 }
 
@@ -476,7 +476,7 @@ func (al *aliases) apply(pk *packets.Packet) {
 // were asked off the event loop.
 func (c *client) publish(pk *packets.Packet, a *hookAnswer) error {
 	s := c.srv
-	s.stats.msgsIn.Add(1)
+	s.stats.msgsIn[pk.QoS].Add(1)
 	topic := pk.Topic
 	if c.version == packets.V5 && pk.Props.Has(packets.PropTopicAlias) {
 		a := pk.Props.TopicAlias

@@ -359,7 +359,7 @@ func (s *session) deliverStored(p *pub, qos byte, retain bool, ids []uint32, grp
 	}
 	_, dropped, err := st.Queues().Append(s.id, sm)
 	if dropped > 0 {
-		s.srv.stats.dropped.Add(int64(dropped))
+		s.srv.stats.dropped[dropQueueFull].Add(int64(dropped))
 	}
 	if err != nil {
 		if err != store.ErrQueueFull {

@@ -122,7 +122,7 @@ func (s *Server) publishQueue(name string, p *pub) byte {
 	qg := s.queueGroup(name, true)
 	m := p.message()
 	if _, _, err := s.store.Queues().Append(qg.id, &m.Message); err != nil {
-		s.stats.dropped.Add(1)
+		s.stats.dropped[dropQueueFull].Add(1)
 		if err == store.ErrQueueFull {
 			return packets.QuotaExceeded
 		}

@@ -68,6 +68,7 @@ var resultPool = sync.Pool{New: func() any { return new(topics.Result[*session])
 // route delivers p to every matching subscription and updates the retained
 // store. It returns how many sessions it was offered to.
 func (s *Server) route(p *pub) int {
+	sampled := s.latency.start(s.clock.Load())
 	if p.retain {
 		s.retain(p)
 	}
@@ -95,6 +96,7 @@ func (s *Server) route(p *pub) int {
 	if n == 0 && !p.retain {
 		s.stats.noSubscribers.Add(1)
 	}
+	s.latency.observe(sampled)
 	return n
 }
 

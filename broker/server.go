@@ -51,7 +51,9 @@ type Server struct {
 	stop     chan struct{}
 	done     sync.WaitGroup
 
-	stats stats
+	stats     stats
+	latency   latency  // sampled route latency (admin.go)
+	observers sync.Map // *session of each internal subscriber (admin.go)
 
 	sec      security    // authentication, ACL, limits, bans (auth.go)
 	hooks    Hooks       // nil for none (hooks.go)
@@ -79,8 +81,11 @@ type RetainedStore interface {
 // stats are the broker's counters, published under $SYS.
 type stats struct {
 	sockets, connected, connects       atomic.Int64
-	msgsIn, msgsOut, bytesIn, bytesOut atomic.Int64
-	dropped, noSubscribers, denied     atomic.Int64
+	msgsIn, msgsOut                    [3]atomic.Int64 // by QoS
+	bytesIn, bytesOut                  atomic.Int64
+	observerDrops                      atomic.Int64
+	dropped                            [dropReasons]atomic.Int64 // by reason, admin.go
+	noSubscribers, denied              atomic.Int64
 	protocolErrors                     atomic.Int64
 	connectTimeouts, keepaliveTimeouts atomic.Int64
 	writeTimeouts                      atomic.Int64

@@ -156,7 +156,7 @@ func (s *session) put(p *pub, qos byte, retain bool, ids []uint32, grp *topics.G
 		}
 		if c.pending.Load() > int64(s.srv.cfg.MaxWriteBuffer) {
 			if !try {
-				s.srv.stats.dropped.Add(1)
+				s.srv.stats.dropped[dropSlow].Add(1)
 			}
 			return false
 		}
@@ -175,7 +175,7 @@ func (s *session) put(p *pub, qos byte, retain bool, ids []uint32, grp *topics.G
 	}
 	if len(f.queue) >= s.srv.cfg.MaxQueued {
 		if !try {
-			s.srv.stats.dropped.Add(1)
+			s.srv.stats.dropped[dropQueueFull].Add(1)
 		}
 		s.trim()
 		return false

@@ -141,7 +141,8 @@ func (s *Server) routeShared(g *topics.SharedMatch[*session], p *pub) bool {
 		return false
 	}
 	if p.qos == 0 {
-		s.stats.dropped.Add(1)
+		// No member could take it without waiting: QoS 0 does not wait.
+		s.stats.dropped[dropSlow].Add(1)
 		return false
 	}
 	return s.offerTo(g.State, &g.Members[start], p, 0, false)
@@ -209,7 +210,7 @@ func (s *Server) reassign(from *session, ds []delivery) {
 			}
 		}
 		if !placed && !from.put(&p, d.qos, false, d.ids, d.grp, 0, false) {
-			s.stats.dropped.Add(1)
+			s.stats.dropped[dropQueueFull].Add(1)
 		}
 	}
 }

@@ -127,6 +127,8 @@ type Config struct {
 	// and exits instead of serving.
 	Repair bool `toml:"-"`
 	AuthConfig
+	// Gateway is HTTP and CoAP (gateway.go).
+	Gateway
 }
 
 // Seconds is a duration written as whole seconds.
@@ -156,6 +158,7 @@ func Default() Config {
 		Durability:        "durable",
 		QueuePolicy:       "refuse-newest",
 		AuthConfig:        defaultAuth(),
+		Gateway:           defaultGateway(),
 	}
 }
 
@@ -248,7 +251,7 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("log_format %q: want text or json", c.LogFormat)
 	}
-	return nil
+	return c.Gateway.validate()
 }
 
 // Strategies are the shared_strategy values, the default first.
@@ -307,6 +310,7 @@ func Parse(name string, args []string) (Config, error) {
 	fs.IntVar((*int)(&f.RetainedTTL), "rt", int(d.RetainedTTL), "`seconds` a retained message is kept; 0 is forever")
 	fs.BoolVar(&f.Repair, "repair", false, "salvage the store in -data (it must not be in use) and exit")
 	setAuth := authFlags(fs, &f.AuthConfig)
+	gateway := gatewayFlags(fs, &d.Gateway, &f.Gateway)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s [flags]\n\nCoolpy7 MQTT broker (MQTT 3.1, 3.1.1 and 5.0).\n\nFlags:\n", name)
 		fs.PrintDefaults()
@@ -393,6 +397,8 @@ func Parse(name string, args []string) (Config, error) {
 			c.RetainedTTL = f.RetainedTTL
 		case "repair":
 			c.Repair = f.Repair
+		default:
+			gateway(fl.Name, &c.Gateway)
 		}
 	})
 	return c, c.Validate()

@@ -59,6 +59,12 @@ func run(args []string) int {
 			}
 		}()
 	}
+	stopGateways, err := startGateways(cfg, srv, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		srv.Shutdown(context.Background())
+		return 1
+	}
 	log.Info("coolpy7 started", "version", broker.Version)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
@@ -66,6 +72,7 @@ func run(args []string) int {
 	log.Info("shutting down", "signal", got.String())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	stopGateways(ctx)
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Error("shutdown", "err", err)
 		return 1

@@ -84,7 +84,9 @@ var listening = regexp.MustCompile(`msg=listening proto=mqtt addr=(\S+)`)
 // and waits until it listens.
 func start(t *testing.T, dataDir string, args ...string) *broker {
 	t.Helper()
-	args = append([]string{"-l", "127.0.0.1:0", "-data", dataDir, "-sys", "1", "-log", "debug"}, args...)
+	// -hl and -cl off: the HTTP and CoAP defaults (:8081, UDP :1883) would
+	// clash between brokers run side by side.
+	args = append([]string{"-l", "127.0.0.1:0", "-hl", "", "-cl", "", "-data", dataDir, "-sys", "1", "-log", "debug"}, args...)
 	b := &broker{t: t, log: &syncBuffer{}, done: make(chan error, 1)}
 	b.cmd = exec.Command(binary, args...)
 	stderr, err := b.cmd.StderrPipe()
