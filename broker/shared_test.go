@@ -16,6 +16,7 @@ import (
 func sharedServer(tb testing.TB, strategy string, members int, qos byte, mod func(*config.Config)) (*Server, []*fakeConn, any, []byte) {
 	tb.Helper()
 	cfg := config.Default()
+	cfg.DataDir = "" // in memory: parallel tests must not share ./data
 	cfg.Listen = ""
 	cfg.SysInterval = 0
 	cfg.SharedStrategy = strategy
