@@ -62,7 +62,7 @@ func (s *Server) checkSilent(c *client, now int64) {
 	if c.keepAlive == 0 {
 		return
 	}
-	deadline := c.lastSeen.Load() + keepAliveTicks(c.keepAlive)
+	deadline := since(now, c.lastSeen.Load()) + keepAliveTicks(c.keepAlive)
 	if deadline > now {
 		s.silent.add(c, deadline)
 		return
@@ -75,11 +75,11 @@ func (s *Server) checkSilent(c *client, now int64) {
 // bytes waiting for it for the I/O timeout (-t): a reader that stopped
 // reading would otherwise hold its buffers forever.
 func (s *Server) checkStalled(c *client, now int64) {
-	since := c.stalled.Load()
-	if c.has(flagClosing) || since == 0 {
+	at := c.stalled.Load()
+	if c.has(flagClosing) || at == 0 {
 		return
 	}
-	deadline := since + int64(s.cfg.IOTimeout)*ticksPerSecond
+	deadline := since(now, at) + int64(s.cfg.IOTimeout)*ticksPerSecond
 	if deadline > now {
 		s.stalls.add(c, deadline)
 		return
@@ -87,6 +87,10 @@ func (s *Server) checkStalled(c *client, now int64) {
 	s.stats.writeTimeouts.Add(1)
 	c.fail(errWriteTimeout)
 }
+
+// since restores a tick kept to its low 32 bits, which is at most now and
+// less than 2^32 ticks (13 years) before it.
+func since(now int64, low uint32) int64 { return now - int64(uint32(now)-low) }
 
 // ticksPerSecond is the resolution of the broker's coarse clock.
 const ticksPerSecond = 10
