@@ -81,7 +81,9 @@ start_broker() {
 	case $name in
 	coolpy7)
 		# pprof only serves when asked, for the profiles after the runs.
-		"$tmp/coolpy7" -l "127.0.0.1:$port" -pprof "127.0.0.1:$((port + 1))" >"$tmp/coolpy7.log" 2>&1 &
+		# The HTTP and CoAP gateways are off (they would take :8081 and
+		# UDP :1883, and the others have none); the store lives in $tmp.
+		"$tmp/coolpy7" -l "127.0.0.1:$port" -pprof "127.0.0.1:$((port + 1))" -hl "" -cl "" -data "$tmp/data" >"$tmp/coolpy7.log" 2>&1 &
 		;;
 	mosquitto)
 		# set_tcp_nodelay: Go brokers disable Nagle on every connection by
