@@ -69,14 +69,16 @@ cleanup() {
 		kill "$broker_pid" 2>/dev/null || true
 		wait "$broker_pid" 2>/dev/null || true
 	fi
-	rm -f "$work/coolpy7" "$work/client_test_p.py"
+	rm -rf "$work/coolpy7" "$work/client_test_p.py" "$work/data"
 }
 trap cleanup EXIT
 
 if [ -z "${EXTERNAL_BROKER:-}" ]; then
 	echo "building ./cmd/coolpy7"
 	(cd "$ROOT" && go build -o "$work/coolpy7" ./cmd/coolpy7)
-	"$work/coolpy7" -c "$ROOT/testdata/paho.conf" -l "127.0.0.1:$PORT" >"$LOG_DIR/broker.log" 2>&1 &
+	# The store is on (Pebble, as by default) in the temporary directory;
+	# the HTTP and CoAP gateways are off so that no fixed port can clash.
+	"$work/coolpy7" -c "$ROOT/testdata/paho.conf" -l "127.0.0.1:$PORT" -data "$work/data" -hl "" -cl "" >"$LOG_DIR/broker.log" 2>&1 &
 	broker_pid=$!
 fi
 
