@@ -1,0 +1,104 @@
+package limit
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func TestLoginFailures(t *testing.T) {
+	clk := &clock{t: time.Unix(1e9, 0)}
+	f := NewLoginFailures(FailureOptions{Limit: 3, Window: time.Minute, Now: clk.now})
+	a, b := addr("192.0.2.1"), addr("192.0.2.2")
+	for i := range 2 {
+		if _, ban := f.Fail(a); ban {
+			t.Fatalf("failure %d banned", i+1)
+		}
+	}
+	if _, ban := f.Fail(b); ban {
+		t.Fatal("another address's failures counted for the first")
+	}
+	p, ban := f.Fail(a)
+	if !ban || p != netip.MustParsePrefix("192.0.2.1/32") {
+		t.Fatalf("third failure: %v %v, want 192.0.2.1/32 banned", p, ban)
+	}
+	if _, ban := f.Fail(a); ban {
+		t.Fatal("the count did not start again after a ban")
+	}
+
+	// A success forgets the count.
+	f.Fail(b)
+	f.Succeeded(b)
+	f.Fail(b)
+	if _, ban := f.Fail(b); ban {
+		t.Fatal("failures before a success counted")
+	}
+
+	// Failures further apart than the window do not add up.
+	c := addr("192.0.2.3")
+	f.Fail(c)
+	f.Fail(c)
+	clk.add(time.Minute)
+	if _, ban := f.Fail(c); ban {
+		t.Fatal("failures older than the window counted")
+	}
+	f.Fail(c)
+	if _, ban := f.Fail(c); !ban {
+		t.Fatal("three failures within the window not banned")
+	}
+}
+
+// TestLoginFailuresIPv6 counts and bans an IPv6 host by its /64, which it
+// owns whole; a mapped IPv4 address is the IPv4 address.
+func TestLoginFailuresIPv6(t *testing.T) {
+	f := NewLoginFailures(FailureOptions{Limit: 2, Window: time.Minute})
+	f.Fail(addr("2001:db8:1:2::1"))
+	p, ban := f.Fail(addr("2001:db8:1:2::ffff"))
+	if !ban || p != netip.MustParsePrefix("2001:db8:1:2::/64") {
+		t.Fatalf("got %v %v, want 2001:db8:1:2::/64 banned", p, ban)
+	}
+	f.Fail(addr("::ffff:192.0.2.9"))
+	if p, ban := f.Fail(addr("192.0.2.9")); !ban || p != netip.MustParsePrefix("192.0.2.9/32") {
+		t.Fatalf("got %v %v, want 192.0.2.9/32 banned", p, ban)
+	}
+}
+
+// TestLoginFailuresBounded: a flood of failures from distinct addresses
+// keeps the table at its size, an address that keeps failing is still
+// counted, and successes empty it.
+func TestLoginFailuresBounded(t *testing.T) {
+	f := NewLoginFailures(FailureOptions{Limit: 1000, Window: time.Hour, MaxAddrs: 1024})
+	hot := addr("198.51.100.7")
+	bans := 0
+	for i := range 100_000 {
+		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		f.Fail(ip)
+		if i%100 == 0 {
+			if _, ban := f.Fail(hot); ban {
+				bans++
+			}
+		}
+	}
+	if n := f.Len(); n > 1024 {
+		t.Errorf("tracking %d addresses, limit 1024", n)
+	}
+	if bans != 1 {
+		t.Errorf("hot address banned %d times in 1000 failures, want 1: its count was lost", bans)
+	}
+	for i := range 100_000 {
+		f.Succeeded(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}))
+	}
+	f.Succeeded(hot)
+	if n, tr := f.Len(), f.tracked.Load(); n != 0 || tr != 0 {
+		t.Errorf("after every address succeeded: %d tracked, counter %d; want 0", n, tr)
+	}
+}
+
+func TestLoginFailuresSucceededAllocs(t *testing.T) {
+	f := NewLoginFailures(FailureOptions{Limit: 5, Window: time.Minute})
+	f.Fail(addr("192.0.2.1"))
+	a := addr("2001:db8::1")
+	if n := testing.AllocsPerRun(100, func() { f.Succeeded(a) }); n != 0 {
+		t.Errorf("Succeeded allocates %v times", n)
+	}
+}
