@@ -38,6 +38,7 @@ type security struct {
 	banFor     time.Duration
 	fails      *limit.LoginFailures // nil: failed logins ban no one
 	failBan    time.Duration
+	sweptAt    atomic.Int64 // nanos() of the last sweep of a full ban list
 	// guarded: connections need a guard (an ACL other than AllowAll, a
 	// token expiry, flood state). Without it the client's guard pointer
 	// stays nil and PUBLISH checks nothing.

@@ -36,6 +36,10 @@ func (s *Server) loginFailed(info *auth.ConnectInfo, r *auth.Result) {
 	if !ban {
 		return
 	}
+	if s.banListFull() {
+		s.log.Debug("ban list full: address not banned", "remote", p)
+		return
+	}
 	until := time.Now().Add(s.sec.failBan)
 	if err := s.sec.bans.Add(limit.Ban{IP: p, Until: until, Reason: "login failures"}); err != nil {
 		s.log.Warn("ban failed", "remote", p, "err", err)
@@ -43,6 +47,28 @@ func (s *Server) loginFailed(info *auth.ConnectInfo, r *auth.Result) {
 	}
 	s.stats.bans.Add(1)
 	s.log.Warn("address banned", "remote", p, "reason", "login failures", "until", until.Format(time.RFC3339))
+}
+
+// maxLoginBans bounds the ban list for failed-login bans, which a flood
+// from many addresses (IPv6 /64s are plentiful) could otherwise grow by one
+// per Limit failures for the whole ban time: ~150 B each in memory.
+const maxLoginBans = 65536
+
+// banListFull reports the ban list at maxLoginBans, dropping lapsed bans
+// first, at most once a second: a sweep walks the whole list.
+func (s *Server) banListFull() bool {
+	l, ok := s.sec.bans.(interface {
+		Len() int
+		Sweep()
+	})
+	if !ok || l.Len() < maxLoginBans {
+		return false
+	}
+	now, last := s.nanos(), s.sec.sweptAt.Load()
+	if now-last >= int64(time.Second) && s.sec.sweptAt.CompareAndSwap(last, now) {
+		l.Sweep()
+	}
+	return l.Len() >= maxLoginBans
 }
 
 // loginSucceeded forgets the failures of an address that logged in.

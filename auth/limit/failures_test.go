@@ -102,3 +102,57 @@ func TestLoginFailuresSucceededAllocs(t *testing.T) {
 		t.Errorf("Succeeded allocates %v times", n)
 	}
 }
+
+// TestBansManyRanges: many /64 bans (what login failures from IPv6 make)
+// are found by one lookup per prefix length, lifted and lapsed ones stop
+// counting, and lapsed ones are reported to OnLapse.
+func TestBansManyRanges(t *testing.T) {
+	clk := &clock{t: time.Unix(1e9, 0)}
+	m := NewMemoryBans(clk.now)
+	var lapsed []Ban
+	m.OnLapse(func(b Ban) { lapsed = append(lapsed, b) })
+	p64 := func(i int) netip.Prefix {
+		return netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, byte(i >> 8), byte(i)}), 64)
+	}
+	for i := range 5000 {
+		m.Add(Ban{IP: p64(i), Until: clk.now().Add(time.Minute)})
+	}
+	m.Add(Ban{IP: netip.MustParsePrefix("10.1.0.0/16")})
+	in := func(i int) netip.Addr {
+		a := p64(i).Addr().As16()
+		a[15] = 7
+		return netip.AddrFrom16(a)
+	}
+	switch {
+	case !m.Banned(in(4321), ""):
+		t.Error("address in a banned /64 let in")
+	case m.Banned(in(5001), ""):
+		t.Error("address outside every banned /64 banned")
+	case !m.Banned(addr("10.1.2.3"), "") || m.Banned(addr("10.2.0.1"), ""):
+		t.Error("IPv4 /16 ban wrong")
+	case len(m.lens) != 2:
+		t.Errorf("prefix lengths %+v, want /64 and /16", m.lens)
+	}
+	if ok, _ := m.Lift(Ban{IP: p64(4321)}); !ok || m.Banned(in(4321), "") {
+		t.Error("lifted /64 still banned")
+	}
+	clk.add(time.Minute)
+	m.Sweep()
+	if len(lapsed) != 4999 || m.Len() != 1 || len(m.lens) != 1 {
+		t.Errorf("after the TTL: %d reported lapsed, %d kept, lengths %+v; want 4999, 1, /16 only", len(lapsed), m.Len(), m.lens)
+	}
+}
+
+func BenchmarkBannedMany64s(b *testing.B) {
+	m := NewMemoryBans(nil)
+	for i := range 10_000 {
+		m.Add(Ban{IP: netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, byte(i >> 8), byte(i)}), 64)})
+	}
+	ip := addr("2001:db8:ffff::1")
+	b.ReportAllocs()
+	for b.Loop() {
+		if m.Banned(ip, "good") {
+			b.Fatal("banned")
+		}
+	}
+}
