@@ -1,6 +1,7 @@
 package limit
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -154,5 +155,35 @@ func BenchmarkBannedMany64s(b *testing.B) {
 		if m.Banned(ip, "good") {
 			b.Fatal("banned")
 		}
+	}
+}
+
+// BenchmarkLoginSucceeded is what every allowed CONNECT pays: with no
+// failures tracked, and with a full table.
+func BenchmarkLoginSucceeded(b *testing.B) {
+	for _, n := range []int{0, 65536} {
+		b.Run(fmt.Sprint("tracked=", n), func(b *testing.B) {
+			f := NewLoginFailures(FailureOptions{Limit: 5, Window: time.Minute})
+			for i := range n {
+				f.Fail(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}))
+			}
+			a := addr("192.0.2.1")
+			b.ReportAllocs()
+			for b.Loop() {
+				f.Succeeded(a)
+			}
+		})
+	}
+}
+
+// BenchmarkLoginFail is a refused login from ever new addresses, which
+// keep the table full and evicting.
+func BenchmarkLoginFail(b *testing.B) {
+	f := NewLoginFailures(FailureOptions{Limit: 5, Window: time.Minute})
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		f.Fail(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}))
 	}
 }
