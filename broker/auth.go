@@ -36,6 +36,9 @@ type security struct {
 	flood      limit.Flood
 	floods     bool // -pl or -psl set
 	banFor     time.Duration
+	fails      *limit.LoginFailures // nil: failed logins ban no one
+	failBan    time.Duration
+	sweptAt    atomic.Int64 // nanos() of the last sweep of a full ban list
 	// guarded: connections need a guard (an ACL other than AllowAll, a
 	// token expiry, flood state). Without it the client's guard pointer
 	// stays nil and PUBLISH checks nothing.
@@ -182,6 +185,7 @@ func (s *Server) setupSecurity() error {
 		sec.floods = true
 	}
 	sec.banFor = cfg.BanSeconds.Duration()
+	s.setupLoginFailures()
 	if cfg.ConnectRate > 0 {
 		sec.rate = limit.NewConnectRate(limit.RateOptions{Rate: cfg.ConnectRate, Burst: cfg.ConnectBurst})
 	}
@@ -253,7 +257,21 @@ func (s *Server) Bans() limit.Bans { return s.sec.bans }
 // Authorize runs the same authentication chain and ACL as an MQTT CONNECT,
 // blocking while the chain does: for other ways in (HTTP publish). With
 // authentication off it allows everyone, with the ACL file's rules if any.
+// Failures count towards the login-failure ban of info.Addr.
 func (s *Server) Authorize(ctx context.Context, info *auth.ConnectInfo) (auth.Result, acl.ACL) {
+	r, a := s.AuthorizeSpoofable(ctx, info)
+	if r.Decision != auth.Allow {
+		s.loginFailed(info, &r)
+	} else {
+		s.loginSucceeded(info.Addr)
+	}
+	return r, a
+}
+
+// AuthorizeSpoofable is Authorize for ways in whose source address can be
+// forged (CoAP over UDP): its failures do not count towards a ban, or
+// anyone could have any address banned.
+func (s *Server) AuthorizeSpoofable(ctx context.Context, info *auth.ConnectInfo) (auth.Result, acl.ACL) {
 	r := s.sec.chain.Authenticate(ctx, info)
 	if r.Decision != auth.Allow {
 		return r, acl.ACL{}
@@ -368,6 +386,7 @@ func (s *Server) refuseAuth(c *client, v byte, info auth.ConnectInfo, r *auth.Re
 	s.stats.authFailures.Add(1)
 	s.log.Info("connection refused", "client", info.ClientID, "user", info.Username, "remote", info.Addr,
 		"reason", reasonText(r.Reason), "err", r.Err)
+	s.loginFailed(&info, r)
 	c.connack(v, false, r.Code(v), nil)
 	return &packets.Error{Code: r.Code(packets.V5), Msg: "not authorized: " + reasonText(r.Reason)}
 }

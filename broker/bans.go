@@ -27,6 +27,9 @@ func openBans(st store.Store) (limit.Bans, error) {
 		return mem, nil
 	}
 	b := &storedBans{MemoryBans: mem, st: bs.Bans()}
+	// The store keeps lapsed bans until deleted: without this, automatic
+	// bans would pile up in it (in memory, with the memory store).
+	mem.OnLapse(func(lb limit.Ban) { _ = b.st.Delete(banKey(lb)) })
 	var bad error
 	err := b.st.Range(func(key string, sb store.Ban) bool {
 		ban, err := banOf(key, sb)

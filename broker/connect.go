@@ -92,6 +92,7 @@ func (s *Server) connectWith(c *client, pk *packets.Packet, id string, assigned 
 	if s.closing.Load() {
 		return errShutdown
 	}
+	s.loginSucceeded(info.Addr)
 	c.install(g)
 
 	c.version = v

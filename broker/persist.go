@@ -141,6 +141,9 @@ func (s *Server) load() error {
 	for _, w := range due {
 		s.publishWill(w)
 	}
+	if err := s.loadQueues(); err != nil {
+		return err
+	}
 	if n := len(s.sessions); n > 0 || len(due) > 0 {
 		s.log.Info("store loaded", "sessions", n, "retained", s.retained.Len(), "wills published", len(due))
 	}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -76,6 +77,23 @@ func (s *Server) queueGroup(name string, make bool) *queueGroup {
 		s.queues[name] = qg
 	}
 	return qg
+}
+
+// loadQueues makes known the $queue groups whose messages wait in the
+// store from before a restart, so that $SYS and the admin API show them
+// (and their depth) before anyone publishes or subscribes to them again.
+func (s *Server) loadQueues() error {
+	ids, err := s.store.Queues().IDs(queueIDPrefix)
+	if err != nil {
+		return fmt.Errorf("$queue groups: %w", err)
+	}
+	for _, id := range ids {
+		s.queueGroup(strings.TrimPrefix(id, queueIDPrefix), true)
+	}
+	if len(ids) > 0 {
+		s.log.Info("$queue groups waiting", "groups", len(ids))
+	}
+	return nil
 }
 
 // kickQueues wakes runQueues without ever blocking.

@@ -74,10 +74,18 @@ type AuthConfig struct {
 	// -cb); 0 is no limit. Refused: v5 CONNACK 0x9F, v3 3.
 	ConnectRate  float64 `toml:"connect_rate"`
 	ConnectBurst int     `toml:"connect_burst"`
+	// LoginFailLimit failed logins (bad credentials, not authorized) from
+	// one address (IPv6: one /64) within LoginFailWindow ban it for
+	// LoginFailBan (-lfl, -lfw, -lfb): the original's ipblocker, through
+	// the ban list instead of iptables. Any of the three 0 turns it off.
+	LoginFailLimit  int     `toml:"login_fail_limit"`
+	LoginFailWindow Seconds `toml:"login_fail_window"`
+	LoginFailBan    Seconds `toml:"login_fail_ban"`
 }
 
 func defaultAuth() AuthConfig {
-	return AuthConfig{HookTimeoutMs: 2000, HookQueue: 1024, HookCacheSeconds: 60, ConnectBurst: 10}
+	return AuthConfig{HookTimeoutMs: 2000, HookQueue: 1024, HookCacheSeconds: 60, ConnectBurst: 10,
+		LoginFailLimit: 5, LoginFailWindow: 60, LoginFailBan: 1800}
 }
 
 // AuthOn reports whether any authenticator is configured, which turns
@@ -107,6 +115,8 @@ func (a *AuthConfig) validate() error {
 		return fmt.Errorf("hook_cache, ping_limit, publish_limit_ms and ban_seconds must not be negative")
 	case a.ConnectRate < 0 || a.ConnectBurst < 0:
 		return fmt.Errorf("connect_rate and connect_burst must not be negative")
+	case a.LoginFailLimit < 0 || a.LoginFailWindow < 0 || a.LoginFailBan < 0:
+		return fmt.Errorf("login_fail_limit, login_fail_window and login_fail_ban must not be negative")
 	}
 	if _, ok := map[string]bool{"": true, "deny": true, "allow": true}[a.HookDown]; !ok {
 		return fmt.Errorf("hook_down %q: want deny or allow", a.HookDown)
@@ -145,6 +155,9 @@ func authFlags(fs *flag.FlagSet, f *AuthConfig) func(name string, c *AuthConfig)
 	fs.IntVar((*int)(&f.BanSeconds), "dt", int(d.BanSeconds), "`seconds` a client breaking -pl/-psl is banned; 0 is no ban")
 	fs.Float64Var(&f.ConnectRate, "cr", d.ConnectRate, "CONNECTs per second allowed per address; 0 is no limit")
 	fs.IntVar(&f.ConnectBurst, "cb", d.ConnectBurst, "CONNECTs an address may make at once (with -cr)")
+	fs.IntVar(&f.LoginFailLimit, "lfl", d.LoginFailLimit, "failed logins from an address within -lfw that ban it for -lfb; 0 is off")
+	fs.IntVar((*int)(&f.LoginFailWindow), "lfw", int(d.LoginFailWindow), "`seconds` in which -lfl failed logins ban an address")
+	fs.IntVar((*int)(&f.LoginFailBan), "lfb", int(d.LoginFailBan), "`seconds` an address with -lfl failed logins is banned")
 	return func(name string, c *AuthConfig) {
 		switch name {
 		case "as":
@@ -189,6 +202,12 @@ func authFlags(fs *flag.FlagSet, f *AuthConfig) func(name string, c *AuthConfig)
 			c.ConnectRate = f.ConnectRate
 		case "cb":
 			c.ConnectBurst = f.ConnectBurst
+		case "lfl":
+			c.LoginFailLimit = f.LoginFailLimit
+		case "lfw":
+			c.LoginFailWindow = f.LoginFailWindow
+		case "lfb":
+			c.LoginFailBan = f.LoginFailBan
 		}
 	}
 }

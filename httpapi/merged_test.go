@@ -90,6 +90,30 @@ func TestPublishThroughBrokerAuthorize(t *testing.T) {
 	s.none(t)
 }
 
+// Failed HTTP logins count towards the login-failure ban as MQTT ones do,
+// and the ban refuses the address on both.
+func TestPublishLoginFailuresBan(t *testing.T) {
+	e := startWired(t, "", nil)
+	for i := range 5 {
+		if r := do(t, "POST", e.base+"/pub?topic=alice/x", basic("alice", "wrong"), "", []byte("no")); r.code != 401 {
+			t.Fatalf("bad password %d: %d %s, want 401", i+1, r.code, r.body)
+		}
+	}
+	if r := do(t, "POST", e.base+"/pub?topic=alice/x", basic("alice", "secret"), "", []byte("no")); r.code != 401 {
+		t.Errorf("right password after 5 failures: %d %s, want 401 (banned)", r.code, r.body)
+	}
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + e.mqtt).SetClientID("lf").
+		SetUsername("alice").SetPassword("secret").SetConnectRetry(false).SetAutoReconnect(false))
+	tok := c.Connect()
+	tok.WaitTimeout(waitTimeout)
+	if rc := tok.(*mqtt.ConnectToken).ReturnCode(); rc != 5 {
+		t.Errorf("MQTT from the banned address: return code %d, want 5", rc)
+	}
+	if l, _ := e.b.Bans().List(); len(l) != 1 || l[0].IP.String() != "127.0.0.1/32" {
+		t.Errorf("bans %+v, want 127.0.0.1/32", l)
+	}
+}
+
 // rewriter is an in-process hook: it refuses "alice/forbidden", moves
 // "alice/old" to "alice/new" and "alice/escape" outside alice's ACL.
 type rewriter struct {

@@ -141,6 +141,11 @@ type Queues interface {
 	Len(id string) (count int, bytes int64, err error)
 	// Drop empties id's queue; sequence numbers start again at 1.
 	Drop(id string) error
+	// IDs returns, sorted, the IDs that start with prefix and whose queue
+	// holds messages (as Len counts them): how queues the caller names
+	// itself, not after a session, are found again after a restart. It
+	// visits every queue, so it is for start-up, not for a hot path.
+	IDs(prefix string) ([]string, error)
 }
 
 // Inflight holds QoS 1/2 messages sent to a session and not yet fully

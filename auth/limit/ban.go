@@ -48,12 +48,23 @@ var errBan = errors.New("limit: a ban needs exactly one of a valid IP prefix and
 // automatic bans with a TTL cannot make it grow without bound. Safe for
 // concurrent use.
 type MemoryBans struct {
-	now     func() time.Time
-	mu      sync.RWMutex
-	hosts   map[netip.Addr]Ban   // single addresses: one map lookup
-	ranges  map[netip.Prefix]Ban // wider prefixes: scanned, and few
+	now    func() time.Time
+	mu     sync.RWMutex
+	hosts  map[netip.Addr]Ban   // single addresses: one map lookup
+	ranges map[netip.Prefix]Ban // wider prefixes
+	// lens are the prefix lengths in ranges, with how many of each: Banned
+	// looks an address up once per length, not once per range, since
+	// automatic bans of IPv6 /64s can be many.
+	lens    []rangeLen
 	clients map[string]Ban
-	sweepAt int // size at which Add next drops expired bans
+	sweepAt int       // size at which Add next drops expired bans
+	lapsed  func(Ban) // told of each expired ban dropped, under mu
+}
+
+type rangeLen struct {
+	bits int
+	v6   bool
+	n    int
 }
 
 // NewMemoryBans makes an empty ban list. now replaces time.Now for tests;
@@ -101,10 +112,33 @@ func (m *MemoryBans) Add(b Ban) error {
 	case b.IP.IsSingleIP():
 		m.hosts[b.IP.Addr()] = b
 	default:
+		if _, ok := m.ranges[b.IP]; !ok {
+			m.countRange(b.IP, 1)
+		}
 		m.ranges[b.IP] = b
 	}
 	return nil
 }
+
+// countRange adds d to the count of p's length.
+func (m *MemoryBans) countRange(p netip.Prefix, d int) {
+	k := rangeLen{bits: p.Bits(), v6: p.Addr().Is6()}
+	for i := range m.lens {
+		if l := &m.lens[i]; l.bits == k.bits && l.v6 == k.v6 {
+			if l.n += d; l.n == 0 {
+				m.lens = slices.Delete(m.lens, i, i+1)
+			}
+			return
+		}
+	}
+	k.n = d
+	m.lens = append(m.lens, k)
+}
+
+// OnLapse has fn told, under the list's lock, of every expired ban the
+// list drops, so that a copy kept elsewhere can drop it too. Call it
+// before the list is used.
+func (m *MemoryBans) OnLapse(fn func(Ban)) { m.lapsed = fn }
 
 // Lift implements Bans.
 func (m *MemoryBans) Lift(b Ban) (bool, error) {
@@ -125,7 +159,10 @@ func (m *MemoryBans) Lift(b Ban) (bool, error) {
 		delete(m.hosts, b.IP.Addr())
 	default:
 		old, ok = m.ranges[b.IP]
-		delete(m.ranges, b.IP)
+		if ok {
+			delete(m.ranges, b.IP)
+			m.countRange(b.IP, -1)
+		}
 	}
 	return ok && live(old, m.now()), nil
 }
@@ -172,8 +209,12 @@ func (m *MemoryBans) Banned(ip netip.Addr, clientID string) bool {
 	if b, ok := m.hosts[ip]; ok && live(b, now) {
 		return true
 	}
-	for p, b := range m.ranges {
-		if p.Contains(ip) && live(b, now) {
+	for _, l := range m.lens {
+		if l.v6 != ip.Is6() {
+			continue
+		}
+		p, _ := ip.Prefix(l.bits)
+		if b, ok := m.ranges[p]; ok && live(b, now) {
 			return true
 		}
 	}
@@ -188,6 +229,20 @@ func (m *MemoryBans) Empty() bool {
 	return m.len() == 0
 }
 
+// Len is the number of bans kept, expired ones not yet dropped included.
+func (m *MemoryBans) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.len()
+}
+
+// Sweep drops expired bans now.
+func (m *MemoryBans) Sweep() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sweep()
+}
+
 func live(b Ban, now time.Time) bool { return b.Until.IsZero() || now.Before(b.Until) }
 
 // minSweep is the smallest size at which Add sweeps.
@@ -198,8 +253,23 @@ func (m *MemoryBans) len() int { return len(m.clients) + len(m.hosts) + len(m.ra
 // sweep drops expired bans; the caller holds mu.
 func (m *MemoryBans) sweep() {
 	now := m.now()
-	maps.DeleteFunc(m.clients, func(_ string, b Ban) bool { return !live(b, now) })
-	maps.DeleteFunc(m.hosts, func(_ netip.Addr, b Ban) bool { return !live(b, now) })
-	maps.DeleteFunc(m.ranges, func(_ netip.Prefix, b Ban) bool { return !live(b, now) })
+	lapsed := func(b Ban) bool {
+		if live(b, now) {
+			return false
+		}
+		if m.lapsed != nil {
+			m.lapsed(b)
+		}
+		return true
+	}
+	maps.DeleteFunc(m.clients, func(_ string, b Ban) bool { return lapsed(b) })
+	maps.DeleteFunc(m.hosts, func(_ netip.Addr, b Ban) bool { return lapsed(b) })
+	maps.DeleteFunc(m.ranges, func(p netip.Prefix, b Ban) bool {
+		if lapsed(b) {
+			m.countRange(p, -1)
+			return true
+		}
+		return false
+	})
 	m.sweepAt = max(minSweep, 2*m.len())
 }

@@ -24,7 +24,7 @@ func startGateways(cfg config.Config, srv *broker.Server, log *slog.Logger) (sto
 	}
 	pubs := map[string]*gateway.Publisher{}
 	if cfg.CoAPListen != "" || cfg.CoAPDTLSListen != "" {
-		cg, err := coapgw.New(coapgw.Options{Broker: srv, Config: cfg, Authorize: srv.Authorize, Log: log})
+		cg, err := coapgw.New(coapgw.Options{Broker: srv, Config: cfg, Authorize: srv.AuthorizeSpoofable, Log: log})
 		if err != nil {
 			return stop, err
 		}

@@ -10,6 +10,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -429,6 +430,26 @@ func (qs *queues) Drop(id string) error {
 		delete(sh.queues, id)
 	}
 	return nil
+}
+
+func (qs *queues) IDs(prefix string) ([]string, error) {
+	s := (*Store)(qs)
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	var ids []string
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for id, q := range sh.queues {
+			if len(q.items) > 0 && strings.HasPrefix(id, prefix) {
+				ids = append(ids, id)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 type inflight Store

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	pdb "github.com/cockroachdb/pebble/v2"
@@ -398,6 +399,48 @@ func (qs *queues) Len(id string) (int, int64, error) {
 	defer s.leave()
 	meta, _, err := s.queueMeta(prefix(kindQueue, id))
 	return int(meta.count), int64(meta.bytes), err
+}
+
+// IDs skips from one queue's meta key to the next: IDs sharing a prefix
+// are not adjacent in the key order (their length comes first), so every
+// queue is visited, one seek each.
+func (qs *queues) IDs(prefix string) (ids []string, err error) {
+	s := (*Store)(qs)
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	it, err := s.db.NewIter(&pdb.IterOptions{LowerBound: []byte{kindQueue}, UpperBound: []byte{kindQueue + 1}})
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil {
+			err = s.wrap(cerr)
+		}
+	}()
+	for ok := it.First(); ok; {
+		pre, rest, valid := parsePrefix(it.Key())
+		if !valid {
+			return nil, s.wrap(fmt.Errorf("key %q: %w", it.Key(), errCorrupt))
+		}
+		if id := idOf(pre); len(rest) == 0 && strings.HasPrefix(id, prefix) {
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return nil, s.wrap(err)
+			}
+			meta, err := decodeQueueMeta(v)
+			if err != nil {
+				return nil, s.wrap(fmt.Errorf("queue of %q: %w", id, err))
+			}
+			if meta.count > 0 {
+				ids = append(ids, id)
+			}
+		}
+		ok = it.SeekGE(end(pre))
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 func (qs *queues) Drop(id string) error {

@@ -48,6 +48,7 @@ func Run(t *testing.T, open Opener, persistent bool) {
 	t.Run("MessageRoundTrip", h.messageRoundTrip)
 	t.Run("QueueOrder", h.queueOrder)
 	t.Run("QueueIsolation", h.queueIsolation)
+	t.Run("QueueIDs", h.queueIDs)
 	t.Run("QueueBounds", h.queueBounds)
 	t.Run("Inflight", h.inflight)
 	t.Run("Inbound", h.inbound)
@@ -257,6 +258,32 @@ func (h harness) queueIsolation(t *testing.T) {
 		} else if !reflect.DeepEqual(pids, []uint16{uint16(i + 1), uint16(i + 1)}) {
 			t.Errorf("session %q packet IDs %v", id, pids)
 		}
+	}
+}
+
+// queueIDs lists the queues holding messages under a prefix: not those
+// emptied or dropped, nor IDs that merely share bytes with the prefix in a
+// careless key layout (a longer ID, one the prefix is only a suffix of).
+func (h harness) queueIDs(t *testing.T) {
+	s, _ := h.store(t, store.Options{})
+	q := s.Queues()
+	for _, id := range []string{"\x00queue/b", "\x00queue/a", "\x00queue/", "\x00queue", "x\x00queue/c", "\x00queue/emptied", "\x00queue/dropped", "c1"} {
+		appendN(t, q, id, 2)
+	}
+	must(t, q.Remove("\x00queue/emptied", 2))
+	must(t, q.Drop("\x00queue/dropped"))
+	ids, err := q.IDs("\x00queue/")
+	must(t, err)
+	if want := []string{"\x00queue/", "\x00queue/a", "\x00queue/b"}; !reflect.DeepEqual(ids, want) {
+		t.Errorf("IDs(\"\\x00queue/\") = %q, want %q", ids, want)
+	}
+	all, err := q.IDs("")
+	must(t, err)
+	if len(all) != 6 {
+		t.Errorf("IDs(\"\") = %q, want the 6 queues holding messages", all)
+	}
+	if ids, err := q.IDs("nothing"); err != nil || len(ids) != 0 {
+		t.Errorf("IDs of an unused prefix: %q, %v", ids, err)
 	}
 }
 
@@ -816,6 +843,9 @@ func (h harness) closed(t *testing.T) {
 	if err := s.Sessions().Range(func(string, *store.SessionRecord) bool { return true }); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("Range after Close: %v", err)
 	}
+	if _, err := s.Queues().IDs(""); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("IDs after Close: %v", err)
+	}
 	if err := s.Commit().Wait(context.Background()); err != nil && !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("Commit after Close: %v", err)
 	}
@@ -847,6 +877,9 @@ func (h harness) restart(t *testing.T) {
 	defer s.Close()
 	if got := sessionMap(t, s); len(got) != 1 || !reflect.DeepEqual(got["c"].Subs, rec.Subs) || !got["c"].Disconnected.Equal(rec.Disconnected) {
 		t.Fatalf("sessions after restart: %+v", got)
+	}
+	if ids, err := s.Queues().IDs(""); err != nil || !reflect.DeepEqual(ids, []string{"c"}) {
+		t.Fatalf("queue IDs after restart: %q, %v", ids, err)
 	}
 	got, err := s.Queues().Read("c", 0, 0)
 	must(t, err)
