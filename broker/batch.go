@@ -7,10 +7,11 @@ import (
 )
 
 // A pass is one read of a connection being handled (Server.Data). The
-// PUBLISH packets it delivers are staged in the subscribers' connections
-// and each connection is flushed once when the read is done, so a
-// subscriber that gets several messages from one read costs one write(2),
-// not one each. Writes from anywhere else (the store's committer, timers,
+// PUBLISH packets it delivers are staged in the subscribers' connections,
+// and the publisher's PUBACK, PUBREC and PUBCOMP in its own, and each
+// connection is flushed once when the read is done: a subscriber that gets
+// several messages from one read, or a publisher that sent several, costs
+// one write(2), not one each. Writes from anywhere else (the store's committer, timers,
 // hook workers, another loop's pass) stay direct; the transport puts them
 // behind staged bytes, so the wire keeps the order of the calls.
 type pass struct {

@@ -257,7 +257,7 @@ func (c *client) handle(fh packets.FixedHeader, body []byte, ps *pass) error {
 		if !c.sess.release(pk.PacketID) && c.version == packets.V5 {
 			code = packets.PacketIdentifierNotFound
 		}
-		c.writeAck(packets.Pubcomp, pk.PacketID, code)
+		c.sendAck(ps, packets.Pubcomp, pk.PacketID, code)
 	case packets.Pubcomp:
 		c.sess.acked(pk.PacketID, 2)
 	case packets.Subscribe:
@@ -402,12 +402,15 @@ func (c *client) encodeAndSend(ps *pass, pk *packets.Packet) bool {
 }
 
 // writeAck sends PUBACK, PUBREC, PUBREL, PUBCOMP or DISCONNECT.
-func (c *client) writeAck(t packets.Type, pid uint16, code byte) {
+func (c *client) writeAck(t packets.Type, pid uint16, code byte) { c.sendAck(nil, t, pid, code) }
+
+// sendAck is writeAck, staged in pass ps when not nil.
+func (c *client) sendAck(ps *pass, t packets.Type, pid uint16, code byte) {
 	var pk packets.Packet
 	pk.Type = t
 	pk.PacketID = pid
 	pk.ReasonCode = code
-	c.encodeAndWrite(&pk)
+	c.encodeAndSend(ps, &pk)
 }
 
 // connack answers CONNECT.
@@ -557,7 +560,7 @@ func (c *client) publish(pk *packets.Packet, a *hookAnswer, ps *pass) error {
 		if p.failed {
 			return errStoreFailed
 		}
-		c.ack(packets.Puback, pk.PacketID, p.stored)
+		c.ack(ps, packets.Puback, pk.PacketID, p.stored)
 	case 2:
 		isNew, ok := c.sess.addInbound2(pk.PacketID, s.cfg.ReceiveMaximum)
 		if !ok {
@@ -587,7 +590,7 @@ func (c *client) publish(pk *packets.Packet, a *hookAnswer, ps *pass) error {
 			c.sess.release(pk.PacketID)
 			return errStoreFailed
 		}
-		c.ack(packets.Pubrec, pk.PacketID, p.stored)
+		c.ack(ps, packets.Pubrec, pk.PacketID, p.stored)
 	}
 	return nil
 }
