@@ -6,6 +6,7 @@ import (
 	"net"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // Staged bytes cost no system call until Flush (Written counts each byte
@@ -96,5 +97,13 @@ func TestTCPWriteLaterClosed(t *testing.T) {
 	peer.SetReadDeadline(time.Now().Add(3 * time.Second))
 	if b, err := io.ReadAll(peer); len(b) != 0 {
 		t.Fatalf("peer read %q (%v) from a connection closed before its flush", b, err)
+	}
+}
+
+// TestTCPConnSize keeps what every connection pays: staging's two fields
+// fit the 80-byte size class the connection already used.
+func TestTCPConnSize(t *testing.T) {
+	if n := unsafe.Sizeof(tcpConn{}); n > 80 {
+		t.Errorf("tcpConn is %d bytes, past the 80-byte size class", n)
 	}
 }
