@@ -102,14 +102,17 @@ func (s *Server) Data(state any, data []byte) {
 	if c.hold(data) {
 		return
 	}
-	c.feed(data, nil)
+	ps := passPool.Get().(*pass)
+	c.feed(data, nil, ps)
+	ps.flush()
+	passPool.Put(ps)
 }
 
 // feed frames and handles data, on the event loop or, after a suspended
 // packet, on the worker that finished it (prev is then the pending it is
 // draining). It reports whether a packet was suspended, in which case the
-// rest went with it.
-func (c *client) feed(data []byte, prev *pending) bool {
+// rest went with it. ps is the event loop's pass (batch.go), nil elsewhere.
+func (c *client) feed(data []byte, prev *pending, ps *pass) bool {
 	s := c.srv
 	b := data
 	if len(c.buf) > 0 {
@@ -134,7 +137,7 @@ func (c *client) feed(data []byte, prev *pending) bool {
 		if len(b) < size {
 			break
 		}
-		if err := c.handle(fh, b[n:size]); err != nil {
+		if err := c.handle(fh, b[n:size], ps); err != nil {
 			if err == errSuspended {
 				// The packet went to a worker, which handles the rest
 				// after it: this read's tail, then what came meanwhile.
@@ -219,7 +222,7 @@ func (s *Server) maxPacket() int {
 var packetPool = sync.Pool{New: func() any { return new(packets.Packet) }}
 
 // handle decodes and acts on one packet whose body is body.
-func (c *client) handle(fh packets.FixedHeader, body []byte) error {
+func (c *client) handle(fh packets.FixedHeader, body []byte, ps *pass) error {
 	pk := packetPool.Get().(*packets.Packet)
 	defer packetPool.Put(pk)
 	if !c.has(flagConnected) {
@@ -240,7 +243,7 @@ func (c *client) handle(fh packets.FixedHeader, body []byte) error {
 	}
 	switch pk.Type {
 	case packets.Publish:
-		return c.publish(pk, nil)
+		return c.publish(pk, nil, ps)
 	case packets.Puback:
 		c.sess.acked(pk.PacketID, 1)
 	case packets.Pubrec:
@@ -254,7 +257,7 @@ func (c *client) handle(fh packets.FixedHeader, body []byte) error {
 		if !c.sess.release(pk.PacketID) && c.version == packets.V5 {
 			code = packets.PacketIdentifierNotFound
 		}
-		c.writeAck(packets.Pubcomp, pk.PacketID, code)
+		c.sendAck(ps, packets.Pubcomp, pk.PacketID, code)
 	case packets.Pubcomp:
 		c.sess.acked(pk.PacketID, 2)
 	case packets.Subscribe:
@@ -363,6 +366,11 @@ func (c *client) write(b []byte) {
 		c.pending.Add(int64(-len(b)))
 		return
 	}
+	c.stalling()
+}
+
+// stalling starts the write timeout when bytes wait after a write.
+func (c *client) stalling() {
 	if c.pending.Load() > 0 && c.srv.cfg.IOTimeout > 0 && c.stalled.Load() == 0 {
 		// The socket did not take everything: start the write timeout.
 		now := c.srv.clock.Load()
@@ -376,12 +384,15 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 
 // encodeAndWrite encodes pk for this connection and writes it. It reports
 // false when the packet exceeds the client's Maximum Packet Size.
-func (c *client) encodeAndWrite(pk *packets.Packet) bool {
+func (c *client) encodeAndWrite(pk *packets.Packet) bool { return c.encodeAndSend(nil, pk) }
+
+// encodeAndSend is encodeAndWrite, staged in pass ps when not nil.
+func (c *client) encodeAndSend(ps *pass, pk *packets.Packet) bool {
 	bp := bufPool.Get().(*[]byte)
 	b := packets.Encode((*bp)[:0], pk, c.version)
 	ok := c.maxOut == 0 || len(b) <= int(c.maxOut)
 	if ok {
-		c.write(b)
+		c.send(ps, b)
 	}
 	if cap(b) <= 64<<10 {
 		*bp = b[:0]
@@ -391,12 +402,15 @@ func (c *client) encodeAndWrite(pk *packets.Packet) bool {
 }
 
 // writeAck sends PUBACK, PUBREC, PUBREL, PUBCOMP or DISCONNECT.
-func (c *client) writeAck(t packets.Type, pid uint16, code byte) {
+func (c *client) writeAck(t packets.Type, pid uint16, code byte) { c.sendAck(nil, t, pid, code) }
+
+// sendAck is writeAck, staged in pass ps when not nil.
+func (c *client) sendAck(ps *pass, t packets.Type, pid uint16, code byte) {
 	var pk packets.Packet
 	pk.Type = t
 	pk.PacketID = pid
 	pk.ReasonCode = code
-	c.encodeAndWrite(&pk)
+	c.encodeAndSend(ps, &pk)
 }
 
 // connack answers CONNECT.
@@ -448,7 +462,7 @@ func (c *client) writePublish(p *pub, qos byte, retain, dup bool, pid uint16, id
 			c.aliasesOut.apply(&pk)
 		}
 	}
-	if c.encodeAndWrite(&pk) {
+	if c.encodeAndSend(p.pass, &pk) {
 		c.srv.stats.msgsOut[qos].Add(1)
 	} else {
 		c.srv.stats.dropped[dropTooLarge].Add(1)
@@ -477,8 +491,8 @@ func (al *aliases) apply(pk *packets.Packet) {
 }
 
 // publish handles an inbound PUBLISH; a is the hooks' answer when they
-// were asked off the event loop.
-func (c *client) publish(pk *packets.Packet, a *hookAnswer) error {
+// were asked off the event loop, ps the loop's pass (nil off the loop).
+func (c *client) publish(pk *packets.Packet, a *hookAnswer, ps *pass) error {
 	s := c.srv
 	s.stats.msgsIn[pk.QoS].Add(1)
 	topic := pk.Topic
@@ -500,7 +514,7 @@ func (c *client) publish(pk *packets.Packet, a *hookAnswer) error {
 			topic = bytesOf(t)
 		}
 	}
-	p := pub{topic: topic, payload: pk.Payload, qos: pk.QoS, retain: pk.Retain, from: c.sess}
+	p := pub{topic: topic, payload: pk.Payload, qos: pk.QoS, retain: pk.Retain, from: c.sess, pass: ps}
 	ok, err := c.canPublish(topic)
 	if err != nil {
 		return err
@@ -546,7 +560,7 @@ func (c *client) publish(pk *packets.Packet, a *hookAnswer) error {
 		if p.failed {
 			return errStoreFailed
 		}
-		c.ack(packets.Puback, pk.PacketID, p.stored)
+		c.ack(ps, packets.Puback, pk.PacketID, p.stored)
 	case 2:
 		isNew, ok := c.sess.addInbound2(pk.PacketID, s.cfg.ReceiveMaximum)
 		if !ok {
@@ -576,7 +590,7 @@ func (c *client) publish(pk *packets.Packet, a *hookAnswer) error {
 			c.sess.release(pk.PacketID)
 			return errStoreFailed
 		}
-		c.ack(packets.Pubrec, pk.PacketID, p.stored)
+		c.ack(ps, packets.Pubrec, pk.PacketID, p.stored)
 	}
 	return nil
 }

@@ -134,7 +134,7 @@ func (c *client) offload(fh packets.FixedHeader, body []byte) error {
 func (c *client) dispatch(pk *packets.Packet, a *hookAnswer) error {
 	switch pk.Type {
 	case packets.Publish:
-		return c.publish(pk, a)
+		return c.publish(pk, a, nil)
 	case packets.Subscribe:
 		return c.subscribe(pk, a)
 	case packets.Unsubscribe:

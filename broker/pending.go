@@ -97,7 +97,7 @@ func (c *client) resume(p *pending, fn func() error) {
 		}
 	}
 	for !c.has(flagClosing) {
-		if len(in) > 0 && c.feed(in, p) {
+		if len(in) > 0 && c.feed(in, p, nil) {
 			return // suspended again: p was handed over
 		}
 		if in = p.takeOrFinish(c); in == nil {

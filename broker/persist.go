@@ -416,10 +416,11 @@ func (s *session) pumpStored(c *client, f *flow) {
 // ack sends PUBACK or PUBREC, after the store's commit when the message
 // had to be stored (Durable: after the group fsync, from the committer
 // goroutine, never blocking the event loop). A failed commit closes the
-// connection unacknowledged, so the client sends the message again.
-func (c *client) ack(t packets.Type, pid uint16, stored bool) {
+// connection unacknowledged, so the client sends the message again. An
+// immediate acknowledgement is staged in the read's pass ps (batch.go).
+func (c *client) ack(ps *pass, t packets.Type, pid uint16, stored bool) {
 	if !stored {
-		c.writeAck(t, pid, 0)
+		c.sendAck(ps, t, pid, 0)
 		return
 	}
 	c.srv.store.Commit().OnDone(func(err error) {

@@ -28,6 +28,9 @@ type pub struct {
 	// acknowledgement waits for the commit; failed when such a write
 	// failed, so that it is not acknowledged at all.
 	stored, failed bool
+	// pass is the event loop's pass (batch.go) the deliveries are staged
+	// in; nil off the loop, where they are written at once.
+	pass *pass
 }
 
 // message returns the retained form of p, making it on first use.

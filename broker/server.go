@@ -3,7 +3,8 @@
 // A PUBLISH flows: transport (event loop read) → Server.Data (framing) →
 // client.handle (decode) → client.publish → Server.route (topics trie
 // match) → session.deliver (window, queue) → client.writePublish (encode,
-// non-blocking write).
+// stage in the read's pass or write without blocking) → one flush per
+// connection at the end of Data (batch.go).
 package broker
 
 import (

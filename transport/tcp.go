@@ -26,10 +26,16 @@ type tcpConn struct {
 	gen uint32 // tells this connection from an earlier one on the same fd
 	p   *poller
 
-	mu      sync.Mutex // guards out, closed, and the descriptor's life
-	out     []byte     // bytes the socket has not taken yet; nil when none
+	mu  sync.Mutex // guards out, box, the flags, and the descriptor's life
+	out []byte     // bytes the socket has not taken yet; nil when none
+	// box is the pooled buffer out lives in, so that a connection that
+	// gets a message now and then holds no buffer between them.
+	box     *[]byte
 	closed  bool
 	waiting bool // EPOLLOUT is armed
+	// staged: a caller of WriteLater has yet to Flush; out is sent then,
+	// not on EPOLLOUT.
+	staged bool
 
 	state any
 }
@@ -203,6 +209,7 @@ func (c *tcpConn) Write(b []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	if len(c.out) > 0 {
+		// Behind what waits for EPOLLOUT or a Flush: order is kept.
 		c.out = append(c.out, b...)
 		c.mu.Unlock()
 		return len(b), nil
@@ -217,11 +224,67 @@ func (c *tcpConn) Write(b []byte) (int, error) {
 		return n, err
 	}
 	if n < len(b) {
-		c.out = append([]byte(nil), b[n:]...)
+		c.hold(b[n:])
 		c.arm(true)
 	}
 	c.mu.Unlock()
 	return len(b), nil
+}
+
+// WriteLater stages b behind what the connection already holds, without a
+// system call. It reports first when no one else is due to send the staged
+// bytes (no earlier WriteLater awaiting its Flush, no EPOLLOUT armed): the
+// caller must then call Flush.
+func (c *tcpConn) WriteLater(b []byte) (first bool, err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false, net.ErrClosed
+	}
+	first = !c.staged && !c.waiting
+	if first {
+		c.staged = true
+	}
+	c.hold(b)
+	c.mu.Unlock()
+	return first, nil
+}
+
+// Flush sends what WriteLater staged; what the socket cannot take is sent
+// on EPOLLOUT, as with Write.
+func (c *tcpConn) Flush() {
+	c.mu.Lock()
+	if !c.staged || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.staged = false
+	c.send()
+}
+
+// outPool holds the buffers of out. A staged burst is a few small packets;
+// a buffer grown past maxPooled by a slow reader is left to the collector.
+var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+const maxPooled = 64 << 10
+
+// hold appends b to out, taking a pooled buffer for the first bytes.
+// Callers hold mu.
+func (c *tcpConn) hold(b []byte) {
+	if c.box == nil {
+		c.box = outPool.Get().(*[]byte)
+		c.out = (*c.box)[:0]
+	}
+	c.out = append(c.out, b...)
+}
+
+// drop empties out and gives its buffer back. Callers hold mu.
+func (c *tcpConn) drop() {
+	if c.box != nil && cap(c.out) <= maxPooled {
+		*c.box = c.out[:0]
+		outPool.Put(c.box)
+	}
+	c.out, c.box = nil, nil
 }
 
 // writeSome writes until the socket would block; EAGAIN is not an error.
@@ -251,6 +314,12 @@ func (c *tcpConn) flush() {
 		c.mu.Unlock()
 		return
 	}
+	c.send()
+}
+
+// send writes out and arms EPOLLOUT for what the socket left. Called with
+// mu held; it returns with mu released.
+func (c *tcpConn) send() {
 	n, err := writeSome(int(c.fd), c.out)
 	if n > 0 {
 		c.p.l.h.Written(c.state, n)
@@ -261,10 +330,11 @@ func (c *tcpConn) flush() {
 		return
 	}
 	if n == len(c.out) {
-		c.out = nil
+		c.drop()
 		c.arm(false)
 	} else {
 		c.out = append(c.out[:0], c.out[n:]...)
+		c.arm(true)
 	}
 	c.mu.Unlock()
 }
@@ -296,7 +366,7 @@ func (c *tcpConn) closeWith(err error) {
 		return
 	}
 	c.closed = true
-	c.out = nil
+	c.drop()
 	state := c.state
 	l := c.p.l
 	// Forget the connection before the descriptor number can be reused.

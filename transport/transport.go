@@ -15,6 +15,20 @@ type Conn interface {
 	RemoteAddr() net.Addr
 }
 
+// Batcher is implemented by connections that can stage bytes and send
+// several writes with one system call (plain TCP; TLS and WebSocket do
+// not). Staged bytes go out in call order with every Write: a Write made
+// while bytes are staged goes behind them.
+type Batcher interface {
+	// WriteLater stages b. It reports first when the caller is the one who
+	// must call Flush; otherwise an earlier caller's Flush, or the
+	// transport, sends b.
+	WriteLater(b []byte) (first bool, err error)
+	// Flush sends what is staged, never blocking; what the socket cannot
+	// take now is sent when it is writable.
+	Flush()
+}
+
 // Handler receives a listener's connection events. Calls for one connection
 // never overlap; calls for different connections run concurrently.
 type Handler interface {
