@@ -31,9 +31,17 @@ type slot[V any] struct {
 	v   V
 }
 
-// init sizes t for maxAddrs addresses; prealloc makes the room at once so
+// init sizes t for maxAddrs addresses (65536 when not positive) and keys
+// IPv6 addresses by their first prefix bits (64 when out of range);
+// prealloc makes the room at once so
 // that no later call allocates, at the price of the memory up front.
 func (t *table[V]) init(maxAddrs, prefix int, prealloc bool) {
+	if maxAddrs <= 0 {
+		maxAddrs = 65536
+	}
+	if prefix <= 0 || prefix > 128 {
+		prefix = 64 // one host owns a /64
+	}
 	t.seed = maphash.MakeSeed()
 	t.prefix = prefix
 	per := max(1, (maxAddrs+shardCount-1)/shardCount)

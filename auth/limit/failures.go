@@ -48,12 +48,6 @@ type failures struct {
 // NewLoginFailures makes a LoginFailures; o.Limit and o.Window must be
 // positive.
 func NewLoginFailures(o FailureOptions) *LoginFailures {
-	if o.MaxAddrs <= 0 {
-		o.MaxAddrs = 65536
-	}
-	if o.IPv6Prefix <= 0 || o.IPv6Prefix > 128 {
-		o.IPv6Prefix = 64
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}

@@ -55,12 +55,6 @@ func NewConnectRate(o RateOptions) *ConnectRate {
 	if o.Burst <= 0 {
 		o.Burst = 10
 	}
-	if o.MaxAddrs <= 0 {
-		o.MaxAddrs = 65536
-	}
-	if o.IPv6Prefix <= 0 || o.IPv6Prefix > 128 {
-		o.IPv6Prefix = 64
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
