@@ -33,8 +33,8 @@ type slot[V any] struct {
 
 // init sizes t for maxAddrs addresses (65536 when not positive) and keys
 // IPv6 addresses by their first prefix bits (64 when out of range);
-// prealloc makes the room at once so
-// that no later call allocates, at the price of the memory up front.
+// prealloc makes the room at once so that no later call allocates, at the
+// price of the memory up front.
 func (t *table[V]) init(maxAddrs, prefix int, prealloc bool) {
 	if maxAddrs <= 0 {
 		maxAddrs = 65536
